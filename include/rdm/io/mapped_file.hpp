@@ -1,0 +1,31 @@
+// Private (copy-on-write) memory map of a file, shared by the tensors that alias it;
+// writes through a tensor never reach the file.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+
+namespace rdm::io {
+
+class MappedFile {
+ public:
+  // Maps the whole file read-only. Throws rdm::Error naming the file.
+  static std::shared_ptr<MappedFile> open(const std::filesystem::path& path);
+  ~MappedFile();
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+
+  const std::uint8_t* data() const { return data_; }
+  std::size_t size() const { return size_; }
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  MappedFile() = default;
+  std::filesystem::path path_;
+  const std::uint8_t* data_ = nullptr;
+  std::size_t size_ = 0;
+  void* map_ = nullptr;
+};
+
+}  // namespace rdm::io

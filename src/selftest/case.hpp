@@ -1,0 +1,96 @@
+// Internal API of the selftest runner shared by the kind implementations (kinds_*.cpp).
+#pragma once
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <torch/types.h>
+
+#include "rdm/io/tensor_file.hpp"
+
+namespace rdm::selftest {
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+// Caches tensor files opened during one run (the same io file serves many cases).
+class FileCache {
+ public:
+  const io::TensorFile& get(const fs::path& p);
+  void clear() { files_.clear(); }
+
+ private:
+  std::map<std::string, std::shared_ptr<io::TensorFile>> files_;
+};
+
+// One entry of cases.json plus helpers to resolve what it references.
+class Case {
+ public:
+  Case(fs::path dir, const json& j, FileCache& cache) : dir_(std::move(dir)), j_(j), cache_(cache) {}
+  const json& j() const { return j_; }
+  std::string id() const { return j_.at("id").get<std::string>(); }
+  const json& params() const;  // j["params"] (empty object if absent)
+  const fs::path& dir() const { return dir_; }
+
+  // dir / rel; rejects absolute paths and paths leaving the folder.
+  fs::path path(const std::string& rel) const;
+  // A tensor reference {tensor, dtype, shape, file?}: loads it from `file` or the case's `io`
+  // and checks dtype and shape against the reference.
+  torch::Tensor tensor(const json& ref) const;
+  // inputs[role] as a tensor.
+  torch::Tensor input(const std::string& role) const;
+  // model.config: the JSON file at the pointer.
+  json model_config() const;
+  // Loads a weights spec {file, format, prefix}: returns the state dict with the prefix
+  // stripped from keys that have it (others dropped when a prefix is given).
+  io::StateDict weights(const json& spec) const;
+  io::StateDict model_weights() const { return weights(j_.at("model").at("weights")); }
+  FileCache& cache() const { return cache_; }
+
+ private:
+  fs::path dir_;
+  const json& j_;
+  FileCache& cache_;
+};
+
+// Collects the comparisons of one case.
+class Report {
+ public:
+  explicit Report(const Case& c) : case_(c) {}
+  // Compares `out` with outputs[role] (required: missing role in outputs is a runner error).
+  void check(const std::string& role, const torch::Tensor& out);
+  // Compares with optional_outputs[role] when that role is listed; no-op otherwise.
+  void check_optional(const std::string& role, const torch::Tensor& out);
+  // Compares against an explicit expected tensor with the tolerances of `spec`
+  // (atol, rtol, min_equal_fraction). Use for `field` references (tokenize).
+  void compare(const std::string& role, const torch::Tensor& out, const torch::Tensor& expected,
+               const json& spec);
+  // Records a non-numeric failure (e.g. a string mismatch) with a message.
+  void mismatch(const std::string& role, const std::string& message);
+  // Records a check that passed without numbers (e.g. equal strings).
+  void match(const std::string& role);
+
+  struct Entry {
+    std::string role;
+    bool pass = true;
+    double max_abs = 0, tol = 0;  // max |out-ref| and the tolerance at that element
+    double ratio = 0;             // max over elements of |out-ref| / (atol + rtol|ref|)
+    std::string message;
+  };
+  const std::vector<Entry>& entries() const { return entries_; }
+  bool passed() const;
+
+ private:
+  const Case& case_;
+  std::vector<Entry> entries_;
+};
+
+using KindFn = void (*)(const Case&, Report&);
+
+// kind name -> implementation (kinds.cpp). A kind function throws rdm::Unsupported for
+// variants it cannot run (the case is reported as skipped).
+const std::map<std::string, KindFn>& kinds();
+
+}  // namespace rdm::selftest
