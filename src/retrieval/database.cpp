@@ -65,7 +65,7 @@ Database Database::open(const fs::path& dir) {
   if (impl->stored.dim() != 2 || impl->stored.size(0) != m.count || impl->stored.size(1) != m.dim ||
       !impl->stored.is_floating_point())
     fail("database '{}': {} holds {} {}, the manifest says {} x {}{}", dir.string(),
-         kEmbeddingsFile, impl->stored.sizes(), c10::toString(impl->stored.scalar_type()), m.count,
+         kEmbeddingsFile, c10::str(impl->stored.sizes()), c10::toString(impl->stored.scalar_type()), m.count,
          m.dim, repair);
   if (m.count > 0 && !impl->store->item_by_id(m.count - 1))
     fail("database '{}': the item store lacks item {}{}", dir.string(), m.count - 1, repair);
@@ -139,7 +139,7 @@ std::vector<std::vector<Neighbor>> Database::search(const torch::Tensor& queries
   if (queries.dim() != 2 || queries.size(1) != m.dim)
     fail("database '{}' holds {}-d embeddings (CLIP '{}'), the queries have shape {}; use the "
          "CLIP model the database was built with", name(), m.dim, m.clip_identity,
-         queries.sizes());
+         c10::str(queries.sizes()));
   if (size() == 0) fail("database '{}' is empty: nothing to retrieve", name());
   if (k <= 0) fail("number of neighbours must be positive, got {}", k);
   if (k > size())

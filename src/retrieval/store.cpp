@@ -126,7 +126,7 @@ Store Store::open(const fs::path& file, bool create) {
     if (create) {
       impl->exec(
           "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
-          "CREATE TABLE IF NOT EXISTS items(path TEXT PRIMARY KEY, hash TEXT NOT NULL,"
+          "CREATE TABLE IF NOT EXISTS items(path TEXT UNIQUE, hash TEXT NOT NULL,"
           " width INTEGER NOT NULL, height INTEGER NOT NULL, label TEXT NOT NULL,"
           " orig_id TEXT NOT NULL, patch_coords TEXT NOT NULL, final_id INTEGER UNIQUE,"
           " embedding BLOB);"
@@ -183,7 +183,11 @@ void Store::insert_item(const StoreItem& it) {
   Stmt st(*impl_,
           "INSERT INTO items(path, hash, width, height, label, orig_id, patch_coords, final_id,"
           " embedding) VALUES(?,?,?,?,?,?,?,?,?)");
-  st.bind(1, it.path).bind(2, it.hash).bind(3, it.width).bind(4, it.height).bind(5, it.label);
+  if (it.path.empty())
+    st.bind_null(1);  // imports: no source file
+  else
+    st.bind(1, it.path);
+  st.bind(2, it.hash).bind(3, it.width).bind(4, it.height).bind(5, it.label);
   st.bind(6, it.orig_id).bind(7, it.patch_coords);
   if (it.final_id >= 0)
     st.bind(8, it.final_id);
@@ -208,7 +212,7 @@ void Store::insert_duplicate(const std::string& path, const std::string& origina
 std::unordered_set<std::string> Store::recorded_paths() const {
   std::lock_guard lock(impl_->mu);
   std::unordered_set<std::string> out;
-  for (const char* sql : {"SELECT path FROM items", "SELECT path FROM skipped",
+  for (const char* sql : {"SELECT path FROM items WHERE path IS NOT NULL", "SELECT path FROM skipped",
                           "SELECT path FROM duplicates"}) {
     Stmt st(*impl_, sql);
     while (st.step()) out.insert(st.text(0));
@@ -248,13 +252,13 @@ int64_t Store::duplicate_count() const {
 void Store::assign_final_ids() {
   std::lock_guard lock(impl_->mu);
   int64_t next = count_of(*impl_, "SELECT coalesce(max(final_id) + 1, 0) FROM items");
-  std::vector<std::string> pending;
+  std::vector<int64_t> pending;
   {
-    Stmt st(*impl_, "SELECT path FROM items WHERE final_id IS NULL ORDER BY path");
-    while (st.step()) pending.push_back(st.text(0));
+    Stmt st(*impl_, "SELECT rowid FROM items WHERE final_id IS NULL ORDER BY path, rowid");
+    while (st.step()) pending.push_back(st.i64(0));
   }
-  Stmt up(*impl_, "UPDATE items SET final_id=? WHERE path=?");
-  for (const auto& p : pending) {
+  Stmt up(*impl_, "UPDATE items SET final_id=? WHERE rowid=?");
+  for (int64_t p : pending) {
     up.reset();
     up.bind(1, next++).bind(2, p).step();
   }
