@@ -1,0 +1,149 @@
+// rdm db build: embed an image folder into a style database (resumable, shardable).
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+
+#include <spdlog/spdlog.h>
+
+#include "cli/cmd_db.hpp"
+#include "cli/commands.hpp"
+#include "rdm/error.hpp"
+#include "rdm/retrieval/build.hpp"
+
+namespace rdm::cli {
+namespace {
+
+struct BuildArgs {
+  std::string images, clip, out, preprocess = "clip", device = "cpu", precision = "fp32";
+  std::string shard = "0/1", name, index = "Flat", dtype = "float32";
+  int64_t batch = 32, workers = 0, nprobe = 0, ef = 0, rerank = 0, max_pixels = 2LL * 89478485;
+  int64_t recall_k = 19, train_size = 0;
+  bool append = false, json = false;
+};
+
+std::string hms(double s) {
+  if (!(s >= 0) || s > 1e7) return "--:--";
+  int64_t t = static_cast<int64_t>(s + 0.5);
+  char buf[32];
+  if (t >= 3600)
+    std::snprintf(buf, sizeof buf, "%lld:%02lld:%02lld", (long long)(t / 3600), (long long)(t / 60 % 60), (long long)(t % 60));
+  else
+    std::snprintf(buf, sizeof buf, "%lld:%02lld", (long long)(t / 60), (long long)(t % 60));
+  return buf;
+}
+
+// A bar on a terminal, a log line every 10 s otherwise.
+retrieval::BuildProgressFn make_progress() {
+  const bool tty = isatty(STDERR_FILENO) && spdlog::get_level() <= spdlog::level::info;
+  auto last = std::make_shared<std::chrono::steady_clock::time_point>(std::chrono::steady_clock::now());
+  return [tty, last](const retrieval::BuildProgress& p) {
+    double remaining = p.rate > 0 ? static_cast<double>(p.total - p.done) / p.rate : -1;
+    if (tty) {
+      const int width = 30;
+      int filled = p.total ? static_cast<int>(width * p.done / p.total) : width;
+      std::string bar(filled, '#');
+      bar.resize(width, '.');
+      std::fprintf(stderr, "\r[%s] %lld/%lld  %.1f img/s  ETA %s  (skipped %lld, duplicates %lld) ",
+                   bar.c_str(), (long long)p.done, (long long)p.total, p.rate, hms(remaining).c_str(),
+                   (long long)p.skipped, (long long)p.duplicates);
+      if (p.done >= p.total) std::fprintf(stderr, "\n");
+      std::fflush(stderr);
+    } else {
+      auto now = std::chrono::steady_clock::now();
+      if (p.done < p.total && now - *last < std::chrono::seconds(10)) return;
+      *last = now;
+      spdlog::info("embedded {}/{} files ({:.1f} img/s, ETA {}, {} skipped, {} duplicates)", p.done,
+                   p.total, p.rate, hms(remaining), p.skipped, p.duplicates);
+    }
+  };
+}
+
+void parse_shard(const std::string& s, int64_t& index, int64_t& count) {
+  auto slash = s.find('/');
+  try {
+    if (slash == std::string::npos) throw std::invalid_argument(s);
+    size_t a = 0, b = 0;
+    index = std::stoll(s.substr(0, slash), &a);
+    count = std::stoll(s.substr(slash + 1), &b);
+    if (a != slash || b != s.size() - slash - 1) throw std::invalid_argument(s);
+  } catch (const std::exception&) {
+    fail("--shard '{}': expected I/N (e.g. 3/16)", s);
+  }
+  if (count < 1 || index < 0 || index >= count)
+    fail("--shard '{}': expected I/N with 0 <= I < N", s);
+}
+}  // namespace
+
+void add_db_build_command(CLI::App& db) {
+  auto args = std::make_shared<BuildArgs>();
+  auto* c = db.add_subcommand("build", "Embed an image folder (recursively) into a style database");
+  c->add_option("--images", args->images, "Collection root (sub-folder names become labels)")
+      ->required()->check(CLI::ExistingDirectory);
+  c->add_option("--clip", args->clip, "CLIP weights (.pt, .safetensors, Hugging Face folder)")
+      ->required()->check(CLI::ExistingPath);
+  c->add_option("--out", args->out, "Database folder (created; rerun the same command to resume)")
+      ->required();
+  c->add_option("--batch", args->batch, "Images per CLIP batch")->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  c->add_option("--device", args->device, "Torch device for CLIP (cpu, cuda, cuda:1)")
+      ->capture_default_str();
+  c->add_option("--precision", args->precision, "CLIP precision")->capture_default_str()
+      ->check(CLI::IsMember({"fp32", "fp16", "bf16"}));
+  c->add_option("--preprocess", args->preprocess,
+                "clip: resize shorter side + center crop (Pillow bicubic); rdm: the RDM embedder's "
+                "straight resize")->capture_default_str()->check(CLI::IsMember({"clip", "rdm"}));
+  c->add_option("--workers", args->workers, "Decode threads (0 = all cores)")->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  c->add_option("--max-pixels", args->max_pixels, "Skip images with more pixels (decompression bombs)")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  c->add_flag("--append", args->append, "Add new images to an existing database");
+  c->add_option("--shard", args->shard, "Embed shard I of N (deterministic split by path hash)")
+      ->capture_default_str();
+  c->add_option("--name", args->name, "Database name (default: folder name)");
+  c->add_option("--index", args->index, "FAISS index_factory string (Flat = exact; e.g. IVF4096,PQ64, HNSW32)")
+      ->capture_default_str();
+  c->add_option("--nprobe", args->nprobe, "IVF lists probed at search time (stored in the manifest)")
+      ->check(CLI::NonNegativeNumber);
+  c->add_option("--ef", args->ef, "HNSW efSearch (stored in the manifest)")->check(CLI::NonNegativeNumber);
+  c->add_option("--rerank", args->rerank, "Exact re-rank of this many approximate candidates")
+      ->check(CLI::NonNegativeNumber);
+  c->add_option("--train-size", args->train_size, "Training sample for the index (0 = automatic)")
+      ->check(CLI::NonNegativeNumber);
+  c->add_option("--recall-k", args->recall_k, "k of the recall@k report of approximate indexes")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  c->add_option("--dtype", args->dtype, "Embeddings file dtype")->capture_default_str()
+      ->check(CLI::IsMember({"float32", "float16"}));
+  c->add_flag("--json", args->json, "Print the build report as JSON on stdout");
+  c->callback([args] {
+    retrieval::BuildOptions o;
+    o.images = args->images;
+    o.clip = args->clip;
+    o.out = args->out;
+    o.preprocess = args->preprocess;
+    o.device = args->device;
+    o.precision = args->precision;
+    o.batch = args->batch;
+    o.workers = args->workers;
+    o.max_pixels = args->max_pixels;
+    o.append = args->append;
+    o.name = args->name;
+    parse_shard(args->shard, o.shard_index, o.shard_count);
+    o.index.description = args->index;
+    o.index.nprobe = args->nprobe;
+    o.index.ef = args->ef;
+    o.index.rerank = args->rerank;
+    o.index.train_size = args->train_size;
+    o.index.recall_k = args->recall_k;
+    o.index.dtype = args->dtype;
+    retrieval::BuildReport r = retrieval::build_database(o, make_progress());
+    spdlog::info("database '{}': {} images indexed ({} new), {} skipped, {} duplicates{} in {:.1f} s; "
+                 "report: {}", args->out, r.indexed, r.new_items, r.skipped, r.duplicates,
+                 r.recall >= 0 ? fmt::format(", recall@{} {:.4f}", args->recall_k, r.recall) : "",
+                 r.seconds, r.report_file.string());
+    if (args->json) std::cout << r.to_json().dump(2) << std::endl;
+  });
+}
+
+}  // namespace rdm::cli

@@ -1,0 +1,107 @@
+// rdm db search: nearest neighbours of a text prompt or an image, as a table, JSON, or a
+// contact sheet. The query path of the reference knn2img.py (CLIP text embedding,
+// L2-normalised, Searcher top-k), usable on its own to preview what a database will do.
+#include <filesystem>
+#include <iostream>
+
+#include <c10/core/InferenceMode.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "cli/cmd_db.hpp"
+#include "rdm/clip/clip_model.hpp"
+#include "rdm/clip/preprocess.hpp"
+#include "rdm/clip/tokenizer.hpp"
+#include "rdm/error.hpp"
+#include "rdm/io/image.hpp"
+#include "rdm/retrieval/build.hpp"
+#include "rdm/retrieval/database.hpp"
+
+namespace rdm::cli {
+namespace fs = std::filesystem;
+
+void add_db_search_command(CLI::App& db) {
+  struct Args {
+    std::string dir, text, image, clip, vocab, sheet, device = "cpu";
+    int64_t k = 19, nprobe = 0, ef = 0, rerank = 0;
+    bool json = false;
+  };
+  auto a = std::make_shared<Args>();
+  auto* c = db.add_subcommand("search", "Nearest database images of a text prompt or an image");
+  c->add_option("db", a->dir, "Database folder")->required();
+  auto* text = c->add_option("--text", a->text, "Text prompt");
+  auto* image = c->add_option("--image", a->image, "Query image")->check(CLI::ExistingFile);
+  text->excludes(image);
+  c->add_option("-k,--knn", a->k, "Number of neighbours")->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  c->add_option("--clip", a->clip, "CLIP weights (default: the model the database was built with)");
+  c->add_option("--vocab", a->vocab, "BPE vocabulary (bpe_simple_vocab_16e6.txt.gz) for --text");
+  c->add_option("--device", a->device, "Torch device for CLIP")->capture_default_str();
+  c->add_option("--nprobe", a->nprobe, "IVF lists probed (default: manifest)")->check(CLI::NonNegativeNumber);
+  c->add_option("--ef", a->ef, "HNSW efSearch (default: manifest)")->check(CLI::NonNegativeNumber);
+  c->add_option("--rerank", a->rerank, "Exact re-rank of this many candidates (default: manifest)")
+      ->check(CLI::NonNegativeNumber);
+  c->add_flag("--json", a->json, "JSON on stdout");
+  c->add_option("--sheet", a->sheet, "Write a contact sheet PNG of the neighbours");
+  c->callback([a] {
+    if (a->text.empty() && a->image.empty()) fail("give a query: --text \"...\" or --image FILE");
+    auto d = retrieval::Database::open(a->dir);
+    const auto& m = d.manifest();
+    fs::path clip_path = a->clip;
+    if (clip_path.empty()) {
+      clip_path = m.source.value("clip_model", std::string());
+      if (clip_path.empty() || !fs::exists(clip_path))
+        fail("database '{}' does not record an existing CLIP model; pass --clip MODEL ({})",
+             a->dir, m.clip_identity);
+    }
+    if (!a->text.empty() && a->vocab.empty())
+      fail("--text needs the BPE vocabulary: pass --vocab bpe_simple_vocab_16e6.txt.gz");
+    c10::InferenceMode guard;
+    auto model = clip::ClipModel::load(clip_path, torch::Device(a->device), torch::kFloat32);
+    d.check_query_encoder(model.identity(), model.config().embed_dim);
+    torch::Tensor q;
+    if (!a->text.empty()) {
+      auto tok = clip::Tokenizer::load(a->vocab);
+      q = model.encode_text(tok.tokenize({a->text}, model.config().context_length, true).to(model.device()));
+    } else {
+      auto variant = m.preprocess == "rdm" ? clip::Preprocess::Rdm : clip::Preprocess::Clip;
+      auto px = clip::preprocess_image(io::read_image(a->image), model.config().image_resolution, variant);
+      q = model.encode_image(px.unsqueeze(0).to(model.device()));
+    }
+    q = q.to(torch::kCPU, torch::kFloat32);
+    q = q / q.norm(2, -1, true);
+    retrieval::SearchOptions so{a->nprobe, a->ef, a->rerank};
+    auto res = d.search(q, a->k, so)[0];
+
+    const std::string root = m.source.value("root", std::string());
+    if (a->json) {
+      nlohmann::json j{{"database", d.name()}, {"k", a->k}, {"clip", m.clip_identity}};
+      j["query"] = a->text.empty() ? nlohmann::json{{"image", a->image}} : nlohmann::json{{"text", a->text}};
+      nlohmann::json list = nlohmann::json::array();
+      for (size_t r = 0; r < res.size(); ++r)
+        list.push_back({{"rank", r + 1}, {"id", res[r].id}, {"score", res[r].score},
+                        {"path", res[r].path}, {"label", res[r].label}});
+      j["neighbors"] = list;
+      std::cout << j.dump(2) << std::endl;
+    } else {
+      std::cout << "rank  score     id        label / path\n";
+      for (size_t r = 0; r < res.size(); ++r) {
+        std::string where = res[r].path.empty() ? d.item(res[r].id).orig_id : res[r].path;
+        std::cout << fmt::format("{:>4}  {:.6f}  {:<8}  {}\n", r + 1, res[r].score, res[r].id, where);
+      }
+    }
+    if (!a->sheet.empty()) {
+      std::vector<std::string> images, captions;
+      for (size_t r = 0; r < res.size(); ++r) {
+        images.push_back(res[r].path.empty() || root.empty() ? "" : (fs::path(root) / res[r].path).string());
+        std::string label = res[r].path.empty() ? "id " + std::to_string(res[r].id)
+                                                : fs::path(res[r].path).filename().string();
+        captions.push_back(fmt::format("#{} {:.4f}\n{}", r + 1, res[r].score, label));
+      }
+      retrieval::write_contact_sheet(a->sheet, images, captions);
+      spdlog::info("contact sheet written to {}", a->sheet);
+    }
+  });
+}
+
+}  // namespace rdm::cli

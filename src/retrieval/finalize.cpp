@@ -1,0 +1,92 @@
+// Writing a finished database folder (see finalize.hpp).
+#include "retrieval/finalize.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+
+#include "rdm/error.hpp"
+#include "rdm/io/atomic_file.hpp"
+#include "rdm/io/npy.hpp"
+#include "retrieval/index.hpp"
+#include "retrieval/sha256.hpp"
+
+namespace rdm::retrieval {
+namespace fs = std::filesystem;
+
+torch::Dtype embeddings_dtype(const std::string& name) {
+  if (name == "float32") return torch::kFloat32;
+  if (name == "float16") return torch::kFloat16;
+  fail("unknown embeddings dtype '{}' (float32 or float16)", name);
+}
+
+void remove_stale_temporaries(const fs::path& dir) {
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    std::string n = e.path().filename().string();
+    if (n.size() > 1 && n[0] == '.' && n.find(".tmp.") != std::string::npos) fs::remove(e.path(), ec);
+  }
+}
+
+double write_database_files(const fs::path& dir, torch::Tensor embeddings, Manifest& m,
+                            const IndexOptions& opt) {
+  auto t0 = std::chrono::steady_clock::now();
+  TORCH_CHECK(embeddings.dim() == 2, "embeddings must be [N, D]");
+  const int64_t n = embeddings.size(0), d = embeddings.size(1);
+  // Stored rows: normalised, rounded to the file dtype. The index is built from exactly what
+  // the file holds (renormalised in float32), so `embeddings()` and the index agree.
+  torch::Tensor x = embeddings.to(torch::kCPU, torch::kFloat32).contiguous().clone();
+  normalize_rows(x.data_ptr<float>(), n, d);
+  torch::Tensor stored = x.to(embeddings_dtype(opt.dtype)).contiguous();
+  if (stored.scalar_type() != torch::kFloat32) {
+    x = stored.to(torch::kFloat32).contiguous();
+    normalize_rows(x.data_ptr<float>(), n, d);
+  }
+  fs::create_directories(dir);
+  {
+    std::string bytes = io::npy_bytes(stored);
+    m.content_hash = "sha256:" + sha256_hex(bytes);
+    io::write_file_atomic(dir / kEmbeddingsFile, bytes);
+  }
+  spdlog::info("wrote {} ({} x {} {})", (dir / kEmbeddingsFile).string(), n, d, opt.dtype);
+
+  auto t1 = std::chrono::steady_clock::now();
+  FaissIndex index = FaissIndex::build(opt.description, x.data_ptr<float>(), n, d, opt.train_size,
+                                       opt.seed);
+  if (opt.nprobe > 0 || opt.ef > 0) index.set_search_params(opt.nprobe, opt.ef);
+  double recall = -1;
+  if (!index.exact() && n > 1) {
+    int64_t q = opt.recall_queries;
+    if (q <= 0) {
+      // Keep the exact ground truth affordable: about 5e10 multiply-adds at most.
+      double budget = 5e10 / (static_cast<double>(n) * static_cast<double>(d));
+      q = std::clamp<int64_t>(static_cast<int64_t>(budget), 100, 1000);
+    }
+    recall = recall_at_k(index, x.data_ptr<float>(), n, d, opt.recall_k, q, opt.seed);
+    m.report["recall"] = {{"k", opt.recall_k}, {"queries", std::min(q, n)}, {"value", recall},
+                          {"nprobe", opt.nprobe}, {"ef", opt.ef}};
+    spdlog::info("index '{}': recall@{} = {:.4f} vs exact search on {} held-out queries",
+                 opt.description, opt.recall_k, recall, std::min(q, n));
+  } else {
+    m.report.erase("recall");
+  }
+  index.write(dir / kIndexFile);
+  auto t2 = std::chrono::steady_clock::now();
+  spdlog::info("index '{}' over {} vectors written in {:.2f} s", opt.description, n,
+               std::chrono::duration<double>(t2 - t1).count());
+
+  m.count = n;
+  m.dim = d;
+  m.embeddings_dtype = opt.dtype;
+  m.normalization = "l2";
+  m.index = opt.description;
+  m.nprobe = opt.nprobe;
+  m.ef = opt.ef;
+  m.rerank = opt.rerank;
+  m.created = utc_now();
+  m.report["finalize_seconds"] = std::chrono::duration<double>(t2 - t0).count();
+  m.write(dir);  // last: the folder is complete from here on
+  return recall;
+}
+
+}  // namespace rdm::retrieval

@@ -1,0 +1,159 @@
+// `rdm db import`: the CompVis retrieval databases (ldm/.../knn2img.py Searcher.load_database:
+// every *.npz of a folder, keys `embedding`, `img_id`, `patch_coords`, concatenated along axis 0
+// -- here in sorted file-name order) and plain .npy embedding matrices, into the rdm format.
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+
+#include "rdm/error.hpp"
+#include "rdm/io/npy.hpp"
+#include "rdm/retrieval/build.hpp"
+#include "rdm/retrieval/manifest.hpp"
+#include "retrieval/finalize.hpp"
+#include "retrieval/store.hpp"
+
+namespace rdm::retrieval {
+namespace fs = std::filesystem;
+
+namespace {
+std::string lower_ext(const fs::path& p) {
+  std::string e = p.extension().string();
+  std::transform(e.begin(), e.end(), e.begin(), [](unsigned char c) { return std::tolower(c); });
+  return e;
+}
+
+// Expands folders into their .npz (or, without any, .npy) files, each list sorted by name.
+std::vector<fs::path> expand_inputs(const std::vector<fs::path>& inputs) {
+  std::vector<fs::path> out;
+  for (const auto& in : inputs) {
+    if (fs::is_directory(in)) {
+      std::vector<fs::path> npz, npy;
+      for (const auto& e : fs::directory_iterator(in)) {
+        if (!e.is_regular_file()) continue;
+        std::string ext = lower_ext(e.path());
+        if (ext == ".npz") npz.push_back(e.path());
+        if (ext == ".npy") npy.push_back(e.path());
+      }
+      auto& pick = npz.empty() ? npy : npz;
+      if (pick.empty()) fail("No npz-files in specified path '{}' (nor .npy files)", in.string());
+      std::sort(pick.begin(), pick.end(),
+                [](const fs::path& a, const fs::path& b) { return a.filename() < b.filename(); });
+      out.insert(out.end(), pick.begin(), pick.end());
+    } else if (fs::exists(in)) {
+      std::string ext = lower_ext(in);
+      if (ext != ".npz" && ext != ".npy")
+        fail("cannot import '{}': expected a .npz part, a .npy matrix or a folder of them",
+             in.string());
+      out.push_back(in);
+    } else {
+      fail("cannot import '{}': no such file or folder", in.string());
+    }
+  }
+  if (out.empty()) fail("nothing to import: give .npz/.npy files or folders");
+  return out;
+}
+
+// Row r of a metadata array as compact JSON (a number or a list).
+std::string row_json(const torch::Tensor& t, int64_t r) {
+  torch::Tensor row = t[r].flatten();
+  nlohmann::json j = nlohmann::json::array();
+  if (row.is_floating_point()) {
+    auto v = row.to(torch::kFloat64).contiguous();
+    for (int64_t i = 0; i < v.numel(); ++i) j.push_back(v.data_ptr<double>()[i]);
+  } else {
+    auto v = row.to(torch::kInt64).contiguous();
+    for (int64_t i = 0; i < v.numel(); ++i) j.push_back(v.data_ptr<int64_t>()[i]);
+  }
+  if (t.dim() == 1) return j[0].dump();
+  return j.dump();
+}
+}  // namespace
+
+BuildReport import_database(const ImportOptions& opt) {
+  auto t0 = std::chrono::steady_clock::now();
+  embeddings_dtype(opt.index.dtype);
+  std::vector<fs::path> files = expand_inputs(opt.inputs);
+  const fs::path out = opt.out;
+  if (fs::exists(out / kManifestFile)) {
+    Manifest old = Manifest::read(out);
+    if (old.source.value("kind", std::string()) != "import")
+      fail("'{}' already holds a built database; import into another --out", out.string());
+  }
+
+  std::vector<torch::Tensor> parts;
+  std::vector<StoreItem> items;
+  int64_t dim = -1;
+  nlohmann::json part_list = nlohmann::json::array();
+  for (const auto& f : files) {
+    torch::Tensor emb, img_id, patch;
+    if (lower_ext(f) == ".npz") {
+      auto arrays = io::read_npz(f);
+      auto get = [&](const char* key) -> torch::Tensor {
+        auto it = arrays.find(key);
+        return it == arrays.end() ? torch::Tensor() : it->second;
+      };
+      emb = get("embedding");
+      if (!emb.defined()) fail("'{}' has no 'embedding' array (keys: embedding, img_id, patch_coords)", f.string());
+      img_id = get("img_id");
+      patch = get("patch_coords");
+      if (!img_id.defined()) spdlog::warn("'{}' has no 'img_id' array", f.string());
+    } else {
+      emb = io::read_npy(f);
+    }
+    if (emb.dim() != 2 || !emb.is_floating_point())
+      fail("'{}': embeddings must be a 2-d float array, got shape {} dtype {}", f.string(),
+           c10::str(emb.sizes()), c10::toString(emb.scalar_type()));
+    if (dim < 0) dim = emb.size(1);
+    if (emb.size(1) != dim)
+      fail("'{}' has {}-d embeddings, earlier parts have {}-d", f.string(), emb.size(1), dim);
+    const int64_t n = emb.size(0);
+    for (auto* meta : {&img_id, &patch})
+      if (meta->defined() && (meta->dim() == 0 || meta->size(0) != n))
+        fail("'{}': metadata array has {} rows, embedding has {}", f.string(),
+             meta->dim() ? meta->size(0) : 0, n);
+    const int64_t base = static_cast<int64_t>(items.size());
+    for (int64_t r = 0; r < n; ++r) {
+      StoreItem it;
+      it.orig_id = img_id.defined() ? row_json(img_id, r) : std::to_string(base + r);
+      if (patch.defined()) it.patch_coords = row_json(patch, r);
+      it.final_id = base + r;
+      items.push_back(std::move(it));
+    }
+    parts.push_back(emb.to(torch::kFloat32));
+    part_list.push_back({{"file", fs::absolute(f).string()}, {"rows", n},
+                         {"dtype", c10::toString(emb.scalar_type())}});
+    spdlog::info("read '{}': {} x {} {}", f.string(), n, dim, c10::toString(emb.scalar_type()));
+  }
+  torch::Tensor all = torch::cat(parts, 0);
+  parts.clear();
+
+  // A fresh store (import is not incremental).
+  fs::create_directories(out);
+  remove_stale_temporaries(out);
+  for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(out / (std::string(kStoreFile) + suffix));
+  fs::remove(out / kManifestFile);
+  {
+    Store store = Store::open(out / kStoreFile, true);
+    Store::Transaction tx(store);
+    store.set_meta("clip_identity", opt.clip_identity);
+    store.set_meta("dim", std::to_string(dim));
+    store.set_meta("preprocess", "unknown");
+    for (const auto& it : items) store.insert_item(it);
+    tx.commit();
+  }
+
+  Manifest m;
+  m.name = !opt.name.empty() ? opt.name : fs::absolute(out).filename().string();
+  m.clip_identity = opt.clip_identity;
+  m.preprocess = "unknown";
+  m.source = {{"kind", "import"}, {"parts", part_list}};
+  BuildReport rep;
+  rep.scanned = rep.indexed = rep.new_items = all.size(0);
+  m.report = {{"imported", rep.indexed}};
+  rep.recall = write_database_files(out, all, m, opt.index);
+  rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return rep;
+}
+
+}  // namespace rdm::retrieval

@@ -1,0 +1,196 @@
+// FAISS index wrapper (see index.hpp). Equivalent of the reference's train_searcher.py
+// (ScaNN builder: brute force / AH / tree+AH+reorder) with FAISS index_factory strings.
+#include "retrieval/index.hpp"
+
+#include <faiss/AutoTune.h>
+#include <faiss/IndexFlat.h>
+#include <faiss/IndexIVF.h>
+#include <faiss/impl/FaissException.h>
+#include <faiss/index_factory.h>
+#include <faiss/index_io.h>
+#include <faiss/utils/distances.h>
+
+#include <algorithm>
+#include <numeric>
+#include <random>
+#include <unordered_set>
+#include <vector>
+
+#include "rdm/error.hpp"
+#include "rdm/io/atomic_file.hpp"
+
+namespace rdm::retrieval {
+namespace fs = std::filesystem;
+using idx_t = faiss::Index::idx_t;
+
+namespace {
+std::string faiss_message(const faiss::FaissException& e) {
+  // FAISS messages read "Error in <function> at <file>:<line>: <text>"; keep the text.
+  std::string m = e.msg;
+  if (auto p = m.rfind(": "); p != std::string::npos && m.rfind("Error in", 0) == 0)
+    m = m.substr(p + 2);
+  while (!m.empty() && (m.back() == '\n' || m.back() == ' ')) m.pop_back();
+  return m;
+}
+
+std::vector<int64_t> sample_rows(int64_t n, int64_t m, uint64_t seed) {
+  std::vector<int64_t> rows(static_cast<size_t>(n));
+  std::iota(rows.begin(), rows.end(), 0);
+  if (m >= n) return rows;
+  std::mt19937_64 rng(seed);
+  for (int64_t i = 0; i < m; ++i) {  // partial Fisher-Yates
+    std::uniform_int_distribution<int64_t> pick(i, n - 1);
+    std::swap(rows[i], rows[pick(rng)]);
+  }
+  rows.resize(static_cast<size_t>(m));
+  std::sort(rows.begin(), rows.end());
+  return rows;
+}
+}  // namespace
+
+FaissIndex::FaissIndex(std::unique_ptr<faiss::Index> index) : index_(std::move(index)) {}
+FaissIndex::FaissIndex(FaissIndex&&) noexcept = default;
+FaissIndex& FaissIndex::operator=(FaissIndex&&) noexcept = default;
+FaissIndex::~FaissIndex() = default;
+
+FaissIndex FaissIndex::build(const std::string& description, const float* x, int64_t n,
+                             int64_t dim, int64_t train_size, uint64_t seed) {
+  std::unique_ptr<faiss::Index> index;
+  try {
+    index.reset(faiss::index_factory(static_cast<int>(dim), description.c_str(),
+                                     faiss::METRIC_INNER_PRODUCT));
+  } catch (const faiss::FaissException& e) {
+    fail("unknown or invalid FAISS index description '{}' for dimension {}: {} (examples: Flat, "
+         "IVF1024,Flat, IVF4096,PQ64, HNSW32)", description, dim, faiss_message(e));
+  }
+  try {
+    if (!index->is_trained) {
+      int64_t m = train_size > 0 ? std::min(train_size, n) : std::min<int64_t>(n, 100000);
+      if (auto* ivf = faiss::try_extract_index_ivf(index.get()); ivf && train_size <= 0)
+        m = std::min<int64_t>(n, std::max<int64_t>(m, 256 * static_cast<int64_t>(ivf->nlist)));
+      if (auto* ivf = faiss::try_extract_index_ivf(index.get());
+          ivf && m < static_cast<int64_t>(ivf->nlist))
+        fail("FAISS index '{}' needs at least {} training vectors, only {} available; use fewer "
+             "lists (e.g. IVF{},Flat) or the exact 'Flat' index", description, ivf->nlist, m,
+             std::max<int64_t>(1, n / 39));
+      std::vector<int64_t> rows = sample_rows(n, m, seed);
+      std::vector<float> sample(static_cast<size_t>(m * dim));
+      for (int64_t i = 0; i < m; ++i)
+        std::copy_n(x + rows[i] * dim, dim, sample.data() + i * dim);
+      index->train(m, sample.data());
+    }
+    index->add(n, x);
+  } catch (const faiss::FaissException& e) {
+    fail("cannot build FAISS index '{}' on {} vectors: {}", description, n, faiss_message(e));
+  }
+  return FaissIndex(std::move(index));
+}
+
+FaissIndex FaissIndex::read(const fs::path& file) {
+  if (!fs::exists(file))
+    fail("index file '{}' is missing; run `rdm db build` (or import) again to repair the "
+         "database", file.string());
+  try {
+    return FaissIndex(std::unique_ptr<faiss::Index>(faiss::read_index(file.c_str())));
+  } catch (const faiss::FaissException& e) {
+    fail("index file '{}' is damaged ({}); run `rdm db build` (or import) again to repair the "
+         "database", file.string(), faiss_message(e));
+  }
+}
+
+void FaissIndex::write(const fs::path& file) const {
+  io::AtomicOutput out(file);
+  try {
+    faiss::write_index(index_.get(), out.tmp_path().c_str());
+  } catch (const faiss::FaissException& e) {
+    fail("cannot write index '{}': {}", file.string(), faiss_message(e));
+  }
+  out.commit();
+}
+
+bool FaissIndex::supports_param(const std::string& name) const {
+  if (name == "nprobe") return faiss::try_extract_index_ivf(index_.get()) != nullptr;
+  faiss::ParameterSpace ps;
+  try {
+    // efSearch is accepted only by HNSW indexes (directly or wrapped).
+    ps.set_index_parameter(index_.get(), name, 16);
+    return true;
+  } catch (const faiss::FaissException&) {
+    return false;
+  }
+}
+
+void FaissIndex::set_search_params(int64_t nprobe, int64_t ef) {
+  faiss::ParameterSpace ps;
+  try {
+    if (nprobe > 0) {
+      if (!faiss::try_extract_index_ivf(index_.get()))
+        fail("--nprobe applies to IVF indexes only");
+      ps.set_index_parameter(index_.get(), "nprobe", static_cast<double>(nprobe));
+    }
+    if (ef > 0) ps.set_index_parameter(index_.get(), "efSearch", static_cast<double>(ef));
+  } catch (const faiss::FaissException& e) {
+    fail("cannot set search parameters (nprobe {}, ef {}): {}", nprobe, ef, faiss_message(e));
+  }
+}
+
+void FaissIndex::search(const float* q, int64_t nq, int64_t k, float* scores,
+                        int64_t* ids) const {
+  static_assert(sizeof(idx_t) == sizeof(int64_t));
+  try {
+    index_->search(nq, q, k, scores, reinterpret_cast<idx_t*>(ids));
+  } catch (const faiss::FaissException& e) {
+    fail("FAISS search failed: {}", faiss_message(e));
+  }
+}
+
+int64_t FaissIndex::ntotal() const { return index_->ntotal; }
+int64_t FaissIndex::dim() const { return index_->d; }
+bool FaissIndex::exact() const {
+  auto* flat = dynamic_cast<const faiss::IndexFlat*>(index_.get());
+  return flat && flat->metric_type == faiss::METRIC_INNER_PRODUCT;
+}
+
+void exact_search(const float* x, int64_t n, const float* q, int64_t nq, int64_t d, int64_t k,
+                  float* scores, int64_t* ids) {
+  faiss::knn_inner_product(q, x, static_cast<size_t>(d), static_cast<size_t>(nq),
+                           static_cast<size_t>(n), static_cast<size_t>(k), scores, ids);
+}
+
+void normalize_rows(float* x, int64_t n, int64_t d) {
+  faiss::fvec_renorm_L2(static_cast<size_t>(d), static_cast<size_t>(n), x);
+}
+
+double recall_at_k(const FaissIndex& index, const float* x, int64_t n, int64_t d, int64_t k,
+                   int64_t queries, uint64_t seed) {
+  if (n < 2) return 1.0;
+  k = std::min(k, n - 1);
+  std::vector<int64_t> rows = sample_rows(n, std::min(queries, n), seed ^ 0x9e3779b97f4a7c15ULL);
+  int64_t nq = static_cast<int64_t>(rows.size());
+  std::vector<float> q(static_cast<size_t>(nq * d));
+  for (int64_t i = 0; i < nq; ++i) std::copy_n(x + rows[i] * d, d, q.data() + i * d);
+  int64_t kk = k + 1;  // the query itself is among the results; leave it out
+  std::vector<float> s1(nq * kk), s2(nq * kk);
+  std::vector<int64_t> i1(nq * kk), i2(nq * kk);
+  exact_search(x, n, q.data(), nq, d, kk, s1.data(), i1.data());
+  index.search(q.data(), nq, kk, s2.data(), i2.data());
+  int64_t hit = 0, total = 0;
+  for (int64_t r = 0; r < nq; ++r) {
+    std::unordered_set<int64_t> truth;
+    for (int64_t j = 0; j < kk && static_cast<int64_t>(truth.size()) < k; ++j) {
+      int64_t id = i1[r * kk + j];
+      if (id != rows[r] && id >= 0) truth.insert(id);
+    }
+    int64_t got = 0;
+    for (int64_t j = 0; j < kk && got < k; ++j) {
+      int64_t id = i2[r * kk + j];
+      if (id == rows[r] || id < 0) continue;
+      ++got;
+      hit += truth.count(id);
+    }
+    total += static_cast<int64_t>(truth.size());
+  }
+  return total ? static_cast<double>(hit) / static_cast<double>(total) : 1.0;
+}
+
+}  // namespace rdm::retrieval

@@ -1,0 +1,55 @@
+// FAISS index of a style database (inner product over L2-normalised rows). FAISS appears only
+// in src/retrieval/. `Flat` (IndexFlatIP) reproduces the reference's ScaNN brute force exactly.
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+namespace faiss {
+struct Index;
+}
+
+namespace rdm::retrieval {
+
+class FaissIndex {
+ public:
+  // index_factory(dim, description, METRIC_INNER_PRODUCT), trained on a seeded sample of x
+  // (at most train_size rows, 0 = automatic), then every row added. Throws rdm::Error for an
+  // unknown description or too few training vectors.
+  static FaissIndex build(const std::string& description, const float* x, int64_t n, int64_t dim,
+                          int64_t train_size, uint64_t seed);
+  // Reads an index file; errors suggest `rdm db build` to repair.
+  static FaissIndex read(const std::filesystem::path& file);
+  FaissIndex(FaissIndex&&) noexcept;
+  FaissIndex& operator=(FaissIndex&&) noexcept;
+  ~FaissIndex();
+
+  void write(const std::filesystem::path& file) const;  // atomic
+  // nprobe (IVF) / efSearch (HNSW); <= 0 leaves the current value.
+  void set_search_params(int64_t nprobe, int64_t ef);
+  // Top-k by inner product; scores and ids are [nq, k] row-major (id -1 when fewer exist).
+  void search(const float* q, int64_t nq, int64_t k, float* scores, int64_t* ids) const;
+  int64_t ntotal() const;
+  int64_t dim() const;
+  bool exact() const;  // a flat inner-product index: results are exact
+  bool supports_param(const std::string& name) const;
+
+ private:
+  explicit FaissIndex(std::unique_ptr<faiss::Index> index);
+  std::unique_ptr<faiss::Index> index_;
+};
+
+// Exact top-k (inner product) of queries q[nq, d] over x[n, d] (FAISS brute force).
+void exact_search(const float* x, int64_t n, const float* q, int64_t nq, int64_t d, int64_t k,
+                  float* scores, int64_t* ids);
+
+// L2-normalises rows in place (FAISS fvec_renorm_L2).
+void normalize_rows(float* x, int64_t n, int64_t d);
+
+// recall@k of `index` against exact search, on `queries` rows of x sampled with `seed`; each
+// query's own row is left out of both result lists (held-out queries). Returns [0, 1].
+double recall_at_k(const FaissIndex& index, const float* x, int64_t n, int64_t d, int64_t k,
+                   int64_t queries, uint64_t seed);
+
+}  // namespace rdm::retrieval
