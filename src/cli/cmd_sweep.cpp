@@ -1,6 +1,145 @@
-// rdm sweep: not implemented yet (registers nothing).
+// rdm sweep: many images over one loaded model (JOBS.jsonl or a cartesian product), resumable
+// (finished jobs are skipped; Ctrl-C finishes the current image), shardable (--shard I/N).
+#include <csignal>
+#include <cstdlib>
+#include <iostream>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
 #include "cli/commands.hpp"
+#include "cli/model_options.hpp"
+#include "cli/progress.hpp"
+#include "rdm/error.hpp"
+#include "rdm/sweep.hpp"
 
 namespace rdm::cli {
-void add_sweep_command(CLI::App&) {}
+namespace fs = std::filesystem;
+
+namespace {
+std::atomic<bool> g_stop{false};
+extern "C" void on_sigint(int) {
+  g_stop.store(true);
+  std::signal(SIGINT, SIG_DFL);  // a second Ctrl-C stops at once
+  std::signal(SIGTERM, SIG_DFL);
+}
+
+struct SweepOpts {
+  std::string jobs_file;
+  std::vector<std::string> prompts;
+  std::string prompt_file;
+  std::vector<std::string> databases;
+  std::vector<uint64_t> seeds;
+  std::vector<double> scales;
+  SweepJob defaults;
+  std::string out = "outputs/rdm-sweep";
+  std::string shard = "0/1";
+  bool neighbors_sheet = false;
+  bool gallery_only = false;
+  bool list = false;
+  bool json_out = false;
+  ModelOptions model;
+};
+
+void run(SweepOpts& o) {
+  std::vector<SweepJob> jobs;
+  if (!o.prompt_file.empty()) {
+    std::ifstream f(o.prompt_file);
+    if (!f) fail("cannot read prompt file '{}'", o.prompt_file);
+    for (std::string line; std::getline(f, line);) {
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      if (line.find_first_not_of(" \t") != std::string::npos) o.prompts.push_back(line);
+    }
+  }
+  if (!o.jobs_file.empty()) {
+    if (!o.prompts.empty()) fail("give either a jobs file or --prompts, not both");
+    jobs = read_jobs_jsonl(o.jobs_file, o.defaults);
+  } else {
+    jobs = cartesian_jobs(o.prompts, o.databases, o.seeds, o.scales, o.defaults);
+  }
+  auto [shard_index, shard_count] = parse_shard(o.shard);
+  const fs::path out(o.out);
+  if (o.list) {
+    for (size_t p : shard_positions(jobs.size(), shard_index, shard_count)) {
+      nlohmann::json j = jobs[p].to_json();
+      j["position"] = p;
+      j["id"] = jobs[p].id();
+      j["file"] = jobs[p].file_name();
+      j["done"] = fs::exists(out / jobs[p].file_name());
+      std::cout << j.dump() << "\n";
+    }
+    return;
+  }
+  if (o.gallery_only) {
+    fs::path g, s;
+    write_sweep_gallery(jobs, out, &g, &s);
+    spdlog::info("wrote {} and {}", g.string(), s.empty() ? "(no contact sheet: no image yet)" : s.string());
+    return;
+  }
+  ensure_writable_dir(out);
+  auto pipeline = Pipeline::load(o.model.paths(), o.model.options());
+
+  SweepOptions so;
+  so.out = out;
+  so.shard_index = shard_index;
+  so.shard_count = shard_count;
+  so.neighbors_sheet = o.neighbors_sheet;
+  so.stop = &g_stop;
+  g_stop = false;
+  auto old_int = std::signal(SIGINT, on_sigint);
+  auto old_term = std::signal(SIGTERM, on_sigint);
+  ProgressBar bar;
+  SweepReport rep;
+  try {
+    rep = run_sweep(pipeline, jobs, so, [&](const SweepProgress& p) {
+      bar.set_label(fmt::format("job {}/{} ", p.job, p.jobs));
+      bar(p.sample);
+    });
+  } catch (...) {
+    std::signal(SIGINT, old_int);
+    std::signal(SIGTERM, old_term);
+    throw;
+  }
+  std::signal(SIGINT, old_int);
+  std::signal(SIGTERM, old_term);
+  spdlog::info("sweep: {} done, {} skipped (already done), {} failed in {:.1f} s; log {}, gallery {}", rep.done,
+               rep.skipped, rep.failed, rep.seconds, rep.log.string(), rep.gallery.string());
+  if (o.json_out) std::cout << rep.to_json().dump(2) << std::endl;
+  if (rep.interrupted) {
+    std::cout.flush();
+    std::exit(130);  // interrupted cleanly: every finished image is complete; re-run to resume
+  }
+  if (rep.failed > 0) fail("sweep: {} job(s) failed (see {})", rep.failed, rep.log.string());
+}
+}  // namespace
+
+void add_sweep_command(CLI::App& app) {
+  auto o = std::make_shared<SweepOpts>();
+  auto* cmd = app.add_subcommand("sweep", "Many images over one loaded model: resumable, shardable, with a gallery");
+  cmd->add_option("jobs", o->jobs_file, "JOBS.jsonl: one JSON object per line (prompt, database, seed(s), scale(s), ...)")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--prompts", o->prompts, "Cartesian sweep: prompts");
+  cmd->add_option("--prompt-file", o->prompt_file, "Cartesian sweep: prompts, one per line")->check(CLI::ExistingFile);
+  cmd->add_option("--databases", o->databases, "Cartesian sweep: databases (NAME|DIR[:w], mixes joined by '+', 'none')");
+  cmd->add_option("--seeds", o->seeds, "Cartesian sweep: seeds");
+  cmd->add_option("--scales", o->scales, "Cartesian sweep: guidance scales");
+  cmd->add_option("-k,--knn", o->defaults.k, "Neighbours per image")->capture_default_str();
+  cmd->add_option("--sampler", o->defaults.sampler, "ddim | plms")->check(CLI::IsMember({"ddim", "plms"}))->capture_default_str();
+  cmd->add_option("--steps", o->defaults.steps, "Sampling steps")->check(CLI::Range(1, 1000))->capture_default_str();
+  cmd->add_option("--eta", o->defaults.eta, "DDIM eta")->capture_default_str();
+  cmd->add_option("--scale", o->defaults.scale, "Default guidance scale")->capture_default_str();
+  cmd->add_option("--seed", o->defaults.seed, "Default seed")->capture_default_str();
+  cmd->add_option("-W,--width", o->defaults.width, "Width (0 = the model's)");
+  cmd->add_option("-H,--height", o->defaults.height, "Height (0 = the model's)");
+  cmd->add_option("-o,--out", o->out, "Output folder (shared by all shards)")->capture_default_str();
+  cmd->add_option("--shard", o->shard, "Run part I of N (0 <= I < N): jobs at positions p with p % N == I")
+      ->capture_default_str();
+  cmd->add_flag("--neighbors-sheet", o->neighbors_sheet, "Also write a contact sheet of each image's neighbours");
+  cmd->add_flag("--gallery-only", o->gallery_only, "Only rebuild index.html and contact_sheet.png (after all shards)");
+  cmd->add_flag("--list", o->list, "Print this shard's jobs as JSON lines and exit");
+  cmd->add_flag("--json", o->json_out, "Print the sweep report as JSON on stdout");
+  o->model.add_to(cmd);
+  cmd->callback([o] { run(*o); });
+}
+
 }  // namespace rdm::cli

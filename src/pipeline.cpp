@@ -1,0 +1,392 @@
+// Port of scripts/knn2img.py (CompVis latent-diffusion): model loading and the sampling loop
+// (prompt -> CLIP text embedding -> k nearest database embeddings -> guided DDIM/PLMS ->
+// first-stage decode -> uint8), plus the modes the reference lists as TODO (image prompt) and
+// the postfix baseline. Records and requests (JSON) are in pipeline_record.cpp.
+#include "rdm/pipeline.hpp"
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <c10/core/InferenceMode.h>
+#include <c10/util/Exception.h>
+#include <spdlog/spdlog.h>
+#include <torch/cuda.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <fstream>
+#include <mutex>
+
+#include "rdm/clip/clip_model.hpp"
+#include "rdm/clip/preprocess.hpp"
+#include "rdm/clip/tokenizer.hpp"
+#include "rdm/config.hpp"
+#include "rdm/error.hpp"
+#include "rdm/latent_diffusion.hpp"
+#include "rdm/retrieval/database.hpp"
+#include "rdm/retrieval/manifest.hpp"
+#include "rdm/sampler/ddim.hpp"
+#include "rdm/sampler/guidance.hpp"
+#include "rdm/sampler/plms.hpp"
+#include "retrieval/sha256.hpp"
+
+namespace rdm {
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+torch::Device parse_device(const std::string& spec) {
+  if (spec == "auto") return torch::cuda::is_available() ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
+  if (spec == "cpu") return torch::kCPU;
+  if (spec.rfind("cuda", 0) == 0) {
+    int index = 0;
+    if (spec.size() > 4) {
+      if (spec[4] != ':' || spec.size() == 5 || spec.find_first_not_of("0123456789", 5) != std::string::npos)
+        fail("device '{}' is not one of auto, cpu, cuda, cuda:N", spec);
+      index = std::stoi(spec.substr(5));
+    }
+    if (!torch::cuda::is_available())
+      fail("device '{}' asked for but CUDA is not available (this LibTorch build or machine has no GPU); use "
+           "--device cpu",
+           spec);
+    if (index >= static_cast<int>(torch::cuda::device_count()))
+      fail("device '{}' does not exist: {} CUDA device(s)", spec, torch::cuda::device_count());
+    return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
+  }
+  fail("device '{}' is not one of auto, cpu, cuda, cuda:N", spec);
+}
+
+torch::Dtype parse_precision(const std::string& p) {
+  if (p == "fp32") return torch::kFloat32;
+  if (p == "fp16") return torch::kFloat16;
+  if (p == "bf16") return torch::kBFloat16;
+  fail("precision '{}' is not one of fp32, fp16, bf16", p);
+}
+
+// A cheap fingerprint of a large file: SHA-256 over its size, first and last 4 MiB.
+std::string quick_hash(const fs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  if (!f) fail("cannot read '{}'", p.string());
+  const uint64_t size = fs::file_size(p);
+  retrieval::Sha256 h;
+  h.update(&size, sizeof(size));
+  const uint64_t chunk = 4u << 20;
+  std::string buf(static_cast<size_t>(std::min(chunk, size)), '\0');
+  f.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+  h.update(buf.data(), static_cast<size_t>(f.gcount()));
+  if (size > chunk) {
+    f.clear();
+    f.seekg(static_cast<std::streamoff>(size - std::min(chunk, size - chunk)));
+    f.read(buf.data(), static_cast<std::streamsize>(std::min(chunk, size - chunk)));
+    h.update(buf.data(), static_cast<size_t>(f.gcount()));
+  }
+  return h.hex().substr(0, 16);
+}
+
+torch::Tensor l2_normalize(const torch::Tensor& z) {
+  return z / at::linalg_vector_norm(z, 2, std::vector<int64_t>{1}, /*keepdim=*/true);
+}
+
+std::string dtype_name(torch::Dtype d) {
+  return d == torch::kFloat16 ? "fp16" : d == torch::kBFloat16 ? "bf16" : "fp32";
+}
+}  // namespace
+
+struct Pipeline::Impl {
+  PipelinePaths paths;
+  torch::Device device = torch::kCPU;
+  torch::Dtype dtype = torch::kFloat32;
+  LdmConfig config;
+  std::optional<LatentDiffusion> ldm;
+  std::optional<clip::ClipModel> clip;
+  std::optional<clip::Tokenizer> tokenizer;
+  std::string model_hash;
+  double load_seconds = 0;
+  // Databases stay open across requests (a sweep opens each once).
+  mutable std::mutex db_mutex;
+  mutable std::map<std::string, std::shared_ptr<retrieval::Database>> databases;
+
+  std::shared_ptr<retrieval::Database> database(const fs::path& dir) const {
+    std::lock_guard<std::mutex> lock(db_mutex);
+    std::string key = fs::weakly_canonical(dir).string();
+    auto it = databases.find(key);
+    if (it != databases.end()) return it->second;
+    auto db = std::make_shared<retrieval::Database>(retrieval::Database::open(dir));
+    // A database made with another CLIP lives in another embedding space.
+    db->check_query_encoder(clip->identity(), clip->config().embed_dim);
+    databases[key] = db;
+    return db;
+  }
+};
+
+Pipeline::Pipeline(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Pipeline::Pipeline(Pipeline&&) noexcept = default;
+Pipeline& Pipeline::operator=(Pipeline&&) noexcept = default;
+Pipeline::~Pipeline() = default;
+
+Pipeline Pipeline::load(const PipelinePaths& paths, const PipelineOptions& options) {
+  auto t0 = Clock::now();
+  auto impl = std::make_unique<Impl>();
+  impl->paths = paths;
+  impl->device = parse_device(options.device);
+  impl->dtype = parse_precision(options.precision);
+  if (impl->device.is_cpu() && impl->dtype == torch::kFloat16)
+    fail("precision fp16 needs a CUDA device (CPU kernels lack half-precision convolutions); use bf16 or fp32");
+
+  impl->config = LdmConfig::from_file(paths.config);
+  if (impl->config.conditioning_key != "crossattn" || impl->config.context_dim() <= 0)
+    fail("'{}' is not a retrieval-augmented model: conditioning_key must be crossattn with a context_dim",
+         paths.config.string());
+  impl->tokenizer = clip::Tokenizer::load(paths.vocab);
+  impl->clip = clip::ClipModel::load(paths.clip, impl->device, torch::kFloat32);
+  const auto& cc = impl->clip->config();
+  if (cc.embed_dim != impl->config.context_dim())
+    fail("CLIP '{}' makes {}-d embeddings but the RDM config '{}' expects context_dim {}: pass the CLIP the model "
+         "was trained with (--clip)",
+         paths.clip.string(), cc.embed_dim, paths.config.string(), impl->config.context_dim());
+  if (impl->tokenizer->vocab_size() != cc.vocab_size)
+    fail("vocabulary '{}' has {} tokens but CLIP '{}' expects {}: pass the matching --vocab", paths.vocab.string(),
+         impl->tokenizer->vocab_size(), paths.clip.string(), cc.vocab_size);
+
+  LoadSpec spec;
+  spec.use_ema = impl->config.use_ema;
+  spec.device = impl->device;
+  spec.dtype = impl->dtype;
+  impl->ldm = LatentDiffusion::load(paths.model, impl->config, spec);
+  impl->model_hash = quick_hash(paths.model);
+  impl->load_seconds = since(t0);
+  spdlog::info("pipeline: loaded RDM '{}' and CLIP {} on {} ({}) in {:.2f} s", paths.model.string(),
+               impl->clip->identity(), impl->device.str(), dtype_name(impl->dtype), impl->load_seconds);
+  return Pipeline(std::move(impl));
+}
+
+int64_t Pipeline::size_multiple() const {
+  return impl_->config.downsample_factor() * (int64_t(1) << impl_->config.unet.num_downsamples());
+}
+int64_t Pipeline::native_width() const { return impl_->config.unet.image_size * impl_->config.downsample_factor(); }
+int64_t Pipeline::native_height() const { return native_width(); }
+std::string Pipeline::device() const { return impl_->device.str(); }
+std::string Pipeline::precision() const { return dtype_name(impl_->dtype); }
+
+json Pipeline::describe() const {
+  const auto& p = impl_->paths;
+  return json{{"model", {{"path", fs::absolute(p.model).string()},
+                         {"hash", impl_->model_hash},
+                         {"config", fs::absolute(p.config).string()},
+                         {"ema", impl_->ldm->uses_ema()}}},
+              {"clip", {{"path", fs::absolute(p.clip).string()}, {"identity", impl_->clip->identity()}}},
+              {"vocab", fs::absolute(p.vocab).string()},
+              {"device", device()},
+              {"precision", precision()}};
+}
+
+SampleResult Pipeline::sample(const SampleRequest& req, const SampleProgressFn& progress) const {
+  c10::InferenceMode inference;
+  const Impl& m = *impl_;
+  const auto& clip = *m.clip;
+  const auto& ldm = *m.ldm;
+  SampleResult result;
+
+  // 0. Validate the request against the model.
+  const int64_t width = req.width > 0 ? req.width : native_width();
+  const int64_t height = req.height > 0 ? req.height : native_height();
+  const int64_t mult = size_multiple();
+  if (width % mult != 0 || height % mult != 0 || width <= 0 || height <= 0)
+    fail("size {}x{} is not allowed: width and height must be positive multiples of {} for this model "
+         "(first-stage factor {} x {} UNet downsamplings), e.g. {}x{}",
+         width, height, mult, ldm.downsample_factor(), impl_->config.unet.num_downsamples(),
+         std::max<int64_t>(mult, width / mult * mult), std::max<int64_t>(mult, height / mult * mult));
+  if (req.sampler != "ddim" && req.sampler != "plms") fail("sampler '{}' is not one of ddim, plms", req.sampler);
+  if (req.sampler == "plms" && req.eta != 0.0) fail("the PLMS sampler needs --eta 0 (got {})", req.eta);
+  if (req.steps < 1) fail("--steps must be at least 1 (got {})", req.steps);
+  if (req.n < 1 || req.batch_size < 1) fail("--n-samples and --batch-size must be at least 1");
+  if (req.k < 0) fail("-k must not be negative");
+  const bool retrieve = !req.no_retrieval && !req.databases.empty() && req.k > 0;
+
+  // Open the databases first: their names give the postfix style.
+  std::vector<std::shared_ptr<retrieval::Database>> dbs;
+  for (const auto& choice : req.databases) dbs.push_back(m.database(choice.dir));
+
+  // 1. Tokenize (the postfix baseline appends the style to the prompt).
+  auto t0 = Clock::now();
+  result.prompt = req.prompt;
+  if (req.no_retrieval) {
+    std::string style = req.style;
+    if (style.empty() && !dbs.empty()) style = style_from_database_name(dbs.front()->name());
+    if (style.empty()) fail("--no-retrieval needs --style TEXT or a --database to name the style");
+    result.prompt = req.prompt + " in the style of " + style;
+  }
+  if (result.prompt.empty() && !req.image_prompt) fail("the prompt is empty (give a prompt or --image-prompt)");
+  const int64_t context_length = clip.config().context_length;
+
+  // 2. Encode: CLIP text embedding, or the CLIP image embedding of --image-prompt; L2-normalised.
+  torch::Tensor query;
+  if (req.image_prompt) {
+    auto mode = clip::Preprocess::Clip;
+    if (!dbs.empty() && dbs.front()->manifest().preprocess == "rdm") mode = clip::Preprocess::Rdm;
+    auto pixels = clip::preprocess_file(*req.image_prompt, clip.config().image_resolution, mode);
+    query = clip.encode_image(pixels.unsqueeze(0).to(clip.device()));
+  } else {
+    auto tokens = m.tokenizer->tokenize({result.prompt}, context_length, /*truncate=*/true);
+    query = clip.encode_text(tokens.to(clip.device()));
+  }
+  query = l2_normalize(query.to(torch::kFloat32));  // [1, D]
+  result.seconds["encode"] = since(t0);
+
+  // 3. Retrieve k neighbours, split across the databases by weight; best first overall.
+  t0 = Clock::now();
+  std::vector<torch::Tensor> neighbor_embeddings;
+  if (retrieve) {
+    std::vector<double> weights;
+    for (const auto& c : req.databases) weights.push_back(c.weight);
+    auto ks = split_k(req.k, weights);
+    struct Hit {
+      NeighborRecord rec;
+      torch::Tensor emb;
+    };
+    std::vector<Hit> hits;
+    for (size_t d = 0; d < dbs.size(); ++d) {
+      if (ks[d] == 0) continue;
+      if (ks[d] > dbs[d]->size())
+        fail("k = {} neighbours asked from database '{}' ({}) but it holds only {} items: lower -k", ks[d],
+             dbs[d]->name(), req.databases[d].dir.string(), dbs[d]->size());
+      auto found = dbs[d]->search(query.cpu(), ks[d]).at(0);
+      std::vector<int64_t> ids;
+      for (const auto& nb : found) ids.push_back(nb.id);
+      auto emb = dbs[d]->embeddings(ids);
+      const fs::path root = dbs[d]->manifest().source.value("root", std::string());
+      for (size_t j = 0; j < found.size(); ++j) {
+        NeighborRecord r{dbs[d]->name(), found[j].id, found[j].score, "", found[j].label};
+        if (!found[j].path.empty()) r.path = root.empty() ? found[j].path : (root / found[j].path).string();
+        hits.push_back({r, emb[static_cast<int64_t>(j)]});
+      }
+    }
+    std::stable_sort(hits.begin(), hits.end(), [](const Hit& a, const Hit& b) { return a.rec.score > b.rec.score; });
+    for (auto& h : hits) {
+      result.neighbors.push_back(h.rec);
+      neighbor_embeddings.push_back(h.emb.to(torch::kFloat32));
+    }
+  }
+  result.seconds["retrieve"] = since(t0);
+
+  // 4. Context c = [query, neighbours] (1, 1+k, D); uc = zeros_like(c).
+  torch::Tensor c = query.unsqueeze(1);
+  if (!neighbor_embeddings.empty())
+    c = torch::cat({c, l2_normalize(torch::stack(neighbor_embeddings)).unsqueeze(0).to(c.device())}, 1);
+  c = c.to(ldm.device(), ldm.dtype());
+
+  // 5. Guided sampling from per-image seeded noise, batch by batch; 6. decode each image.
+  const int64_t C = ldm.latent_channels(), f = ldm.downsample_factor();
+  const int64_t h = height / f, w = width / f;
+  double sample_s = 0, decode_s = 0;
+  ModelFn model = [&ldm](const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& ctx) {
+    return ldm.apply_model(x, t, ctx);
+  };
+  for (int64_t b0 = 0; b0 < req.n; b0 += req.batch_size) {
+    const int64_t B = std::min(req.batch_size, req.n - b0);
+    // Image i draws its x_T (and, with eta > 0, its step noise) from its own generator seeded
+    // with seed + index, on the CPU: the same image whatever the batch size or device.
+    std::vector<at::Generator> gens;
+    std::vector<torch::Tensor> x0;
+    for (int64_t i = 0; i < B; ++i) {
+      uint64_t s = req.seed + static_cast<uint64_t>(req.first_index + b0 + i);
+      gens.push_back(at::make_generator<at::CPUGeneratorImpl>(s));
+      x0.push_back(torch::randn({1, C, h, w}, gens.back(), torch::kFloat32));
+    }
+    auto x_T = torch::cat(x0).to(ldm.device(), ldm.dtype());
+    auto cb = c.expand({B, c.size(1), c.size(2)}).contiguous();
+    EpsFn eps = classifier_free_guidance(model, cb, torch::zeros_like(cb), req.scale);
+    SamplerOptions opts;
+    opts.steps = req.steps;
+    opts.eta = req.eta;
+    if (req.eta != 0.0) {
+      opts.noise = [&gens, C, h, w, &ldm](int) {
+        std::vector<torch::Tensor> n;
+        for (auto& g : gens) n.push_back(torch::randn({1, C, h, w}, g, torch::kFloat32));
+        return torch::cat(n).to(ldm.device(), ldm.dtype());
+      };
+    }
+    ProgressFn step_progress;
+    if (progress)
+      step_progress = [&](int step, int total) { progress({req.first_index + b0, req.n, B, step, total}); };
+    auto ts = Clock::now();
+    torch::Tensor z;
+    try {
+      z = req.sampler == "plms" ? plms_sample(eps, x_T, ldm.schedule(), opts, step_progress)
+                                : ddim_sample(eps, x_T, ldm.schedule(), opts, step_progress);
+    } catch (const c10::OutOfMemoryError&) {
+      fail("out of GPU memory sampling {} image(s) of {}x{} with {} context tokens: lower --batch-size, the size, "
+           "or use --precision fp16",
+           B, width, height, c.size(1));
+    }
+    sample_s += since(ts);
+    auto td = Clock::now();
+    for (int64_t i = 0; i < B; ++i) {
+      torch::Tensor x = ldm.decode_first_stage(z.slice(0, i, i + 1)).to(torch::kFloat32);
+      x = torch::clamp((x + 1.0) / 2.0, 0.0, 1.0);
+      auto u8 = (x * 255.0).to(torch::kUInt8)[0].permute({1, 2, 0}).contiguous().cpu();  // truncation
+      SampledImage img;
+      img.index = req.first_index + b0 + i;
+      img.seed = req.seed + static_cast<uint64_t>(img.index);
+      img.image = io::RgbImage(u8.size(0), u8.size(1));
+      std::memcpy(img.image.pixels.data(), u8.data_ptr<uint8_t>(), img.image.pixels.size());
+      result.images.push_back(std::move(img));
+    }
+    decode_s += since(td);
+  }
+  result.seconds["sample"] = sample_s;
+  result.seconds["decode"] = decode_s;
+  result.seconds["load"] = m.load_seconds;
+
+  // Records: everything needed to reproduce each image.
+  json base = describe();
+  base["rdm_version"] = RDM_VERSION;
+  base["libtorch"] = TORCH_VERSION;
+  base["prompt"] = req.prompt;
+  base["text"] = result.prompt;
+  base["mode"] = req.image_prompt ? "image" : req.no_retrieval ? "postfix" : retrieve ? "text+neighbors" : "text";
+  if (req.image_prompt) base["image_prompt"] = fs::absolute(*req.image_prompt).string();
+  if (req.no_retrieval) base["style"] = req.style;
+  base["sampler"] = req.sampler;
+  base["steps"] = req.steps;
+  base["eta"] = req.eta;
+  base["scale"] = req.scale;
+  base["width"] = width;
+  base["height"] = height;
+  base["k"] = req.k;
+  base["base_seed"] = req.seed;
+  base["batch_size"] = req.batch_size;
+  json jdbs = json::array();
+  std::vector<double> weights;
+  for (const auto& cdb : req.databases) weights.push_back(cdb.weight);
+  auto ks = split_k(req.k, weights);
+  for (size_t d = 0; d < dbs.size(); ++d)
+    jdbs.push_back({{"name", dbs[d]->name()},
+                    {"path", fs::absolute(req.databases[d].dir).string()},
+                    {"weight", req.databases[d].weight},
+                    {"k", retrieve ? ks[d] : 0},
+                    {"hash", dbs[d]->hash()},
+                    {"size", dbs[d]->size()},
+                    {"clip_identity", dbs[d]->clip_identity()}});
+  base["databases"] = jdbs;
+  json jn = json::array();
+  for (const auto& nb : result.neighbors)
+    jn.push_back({{"database", nb.database}, {"id", nb.id}, {"score", nb.score}, {"path", nb.path}, {"label", nb.label}});
+  base["neighbors"] = jn;
+  json timings = result.seconds;
+  timings["sample_per_image"] = sample_s / static_cast<double>(req.n);
+  base["seconds"] = timings;
+  for (auto& img : result.images) {
+    img.record = base;
+    img.record["seed"] = img.seed;
+    img.record["index"] = img.index;
+  }
+  spdlog::info("sample: {} image(s) {}x{} in {:.2f} s ({:.2f} s/image sampling, {:.2f} s decode)", req.n, width,
+               height, sample_s + decode_s, sample_s / static_cast<double>(req.n), decode_s);
+  return result;
+}
+
+}  // namespace rdm
