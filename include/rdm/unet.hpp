@@ -75,6 +75,10 @@ HeadLayout head_layout(const UNetConfig& cfg, int64_t ch, bool output_block);
 // float32; a zero column is appended for odd dims.
 torch::Tensor timestep_embedding(const torch::Tensor& timesteps, int64_t dim, double max_period = 10000.0);
 
+// Building blocks of openaimodel.py. In their own namespace: the autoencoder (model.py) has
+// classes of the same reference names (Upsample, Downsample).
+namespace unet {
+
 // GroupNorm32 forward: group_norm in float32, cast back to x's dtype.
 torch::Tensor group_norm32(const torch::Tensor& x, const torch::nn::GroupNorm& norm);
 
@@ -147,6 +151,8 @@ struct TimestepEmbedSequentialImpl : torch::nn::Module {
 };
 TORCH_MODULE(TimestepEmbedSequential);
 
+}  // namespace unet
+
 struct UNetModelImpl : torch::nn::Module {
   explicit UNetModelImpl(const UNetConfig& cfg);
   // x [N, in_channels, H, W], timesteps [N] (int or float), context [N, L, context_dim]
@@ -159,13 +165,13 @@ struct UNetModelImpl : torch::nn::Module {
 
   torch::nn::Sequential time_embed{nullptr};  // [Linear, SiLU, Linear]
   torch::nn::ModuleList input_blocks{nullptr};
-  TimestepEmbedSequential middle_block{nullptr};
+  unet::TimestepEmbedSequential middle_block{nullptr};
   torch::nn::ModuleList output_blocks{nullptr};
   torch::nn::Sequential out{nullptr};         // [GroupNorm32, SiLU, Conv3x3]
 
  private:
   UNetConfig cfg_;
-  std::vector<TimestepEmbedSequential> inputs_, outputs_;
+  std::vector<unet::TimestepEmbedSequential> inputs_, outputs_;
   torch::nn::Linear te0_{nullptr}, te2_{nullptr};
   torch::nn::GroupNorm out_norm_{nullptr};
   torch::nn::Conv2d out_conv_{nullptr};
