@@ -2,6 +2,7 @@
 // (finished jobs are skipped; Ctrl-C finishes the current image), shardable (--shard I/N).
 #include <csignal>
 #include <cstdlib>
+#include <fstream>
 #include <iostream>
 
 #include <nlohmann/json.hpp>
@@ -11,6 +12,7 @@
 #include "cli/model_options.hpp"
 #include "cli/progress.hpp"
 #include "rdm/error.hpp"
+#include "rdm/output.hpp"
 #include "rdm/sweep.hpp"
 
 namespace rdm::cli {
