@@ -1,0 +1,150 @@
+// Benchmarks of the latent-diffusion networks at the real RDM 768x768 configuration
+// (models/rdm-768.yaml), random weights, CPU:
+//   - one UNet step: latent 2x16x48x48 (batch 2 = classifier-free guidance), context 2x20x768;
+//   - one KL-f16 decode of a 768x768 image (latent 1x16x48x48).
+// Each is measured with 1 thread (the LibTorch default here, and the Python reference's) and
+// with RDM_BENCH_THREADS threads (default 2), in fp32 and, as opt-in precision, bf16 (weights
+// and activations; GroupNorm in fp32), whose max |error| vs fp32 is reported as a counter.
+// The Python reference is timed by scripts/bench_reference_ldm.py on the same workloads.
+//
+//   ./build/bench_ldm --benchmark_filter=UNet --benchmark_min_time=1
+#include <benchmark/benchmark.h>
+#include <sys/resource.h>
+#include <torch/torch.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+
+#include "rdm/autoencoder.hpp"
+#include "rdm/config.hpp"
+#include "rdm/unet.hpp"
+
+namespace fs = std::filesystem;
+
+namespace {
+fs::path config_path() {
+  if (const char* p = std::getenv("RDM_BENCH_CONFIG")) return p;
+  if (const char* d = std::getenv("RDM_SOURCE_DIR")) return fs::path(d) / "models" / "rdm-768.yaml";
+  return fs::path(__FILE__).parent_path().parent_path() / "models" / "rdm-768.yaml";
+}
+
+int bench_threads() {
+  const char* t = std::getenv("RDM_BENCH_THREADS");
+  return t ? std::max(1, std::atoi(t)) : 2;
+}
+
+double peak_rss_mb() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_maxrss / 1024.0;
+}
+
+const rdm::LdmConfig& config() {
+  static const rdm::LdmConfig c = rdm::LdmConfig::from_file(config_path());
+  return c;
+}
+
+struct UNetFixture {
+  rdm::UNetModel model{nullptr};
+  torch::Tensor x, t, ctx, ref_fp32;
+  torch::Dtype dtype = torch::kFloat32;
+};
+
+UNetFixture& unet_fixture() {
+  static UNetFixture f = [] {
+    torch::manual_seed(0);
+    UNetFixture u;
+    {
+      torch::NoGradGuard ng;
+      u.model = rdm::UNetModel(config().unet);
+    }
+    u.model->eval();
+    const int64_t side = 768 / config().downsample_factor();
+    u.x = torch::randn({2, config().unet.in_channels, side, side});
+    u.t = torch::tensor({981, 981}, torch::kInt64);
+    u.ctx = torch::randn({2, 20, config().context_dim()});
+    return u;
+  }();
+  return f;
+}
+
+void set_dtype(UNetFixture& f, torch::Dtype dt) {
+  if (f.dtype == dt) return;
+  torch::NoGradGuard ng;
+  f.model->to(dt);
+  f.dtype = dt;
+}
+
+void BM_UNetStep(benchmark::State& state) {
+  const int threads = state.range(0) == 0 ? 1 : bench_threads();
+  const torch::Dtype dt = state.range(1) ? torch::kBFloat16 : torch::kFloat32;
+  at::set_num_threads(threads);
+  UNetFixture& f = unet_fixture();
+  set_dtype(f, dt);
+  c10::InferenceMode guard;
+  torch::Tensor out;
+  for (auto _ : state) {
+    out = f.model->forward(f.x.to(dt), f.t, f.ctx.to(dt)).to(torch::kFloat32);
+    benchmark::DoNotOptimize(out.data_ptr());
+  }
+  if (dt == torch::kFloat32 && !f.ref_fp32.defined()) f.ref_fp32 = out;
+  if (dt != torch::kFloat32 && f.ref_fp32.defined()) {
+    state.counters["max_abs_err_vs_fp32"] = (out - f.ref_fp32).abs().max().item<double>();
+    state.counters["max_abs_fp32"] = f.ref_fp32.abs().max().item<double>();
+  }
+  state.counters["threads"] = threads;
+  state.counters["peak_rss_mb"] = peak_rss_mb();
+}
+
+struct DecodeFixture {
+  rdm::AutoencoderKL ae{nullptr};
+  torch::Tensor z, ref_fp32;
+  torch::Dtype dtype = torch::kFloat32;
+};
+
+DecodeFixture& decode_fixture() {
+  static DecodeFixture f = [] {
+    torch::manual_seed(1);
+    DecodeFixture d;
+    {
+      torch::NoGradGuard ng;
+      d.ae = rdm::AutoencoderKL(config().first_stage, /*with_encoder=*/false);
+    }
+    d.ae->eval();
+    const int64_t side = 768 / config().downsample_factor();
+    d.z = torch::randn({1, config().first_stage.embed_dim, side, side});
+    return d;
+  }();
+  return f;
+}
+
+void BM_DecodeKL768(benchmark::State& state) {
+  const int threads = state.range(0) == 0 ? 1 : bench_threads();
+  const torch::Dtype dt = state.range(1) ? torch::kBFloat16 : torch::kFloat32;
+  at::set_num_threads(threads);
+  DecodeFixture& f = decode_fixture();
+  if (f.dtype != dt) {
+    torch::NoGradGuard ng;
+    f.ae->to(dt);
+    f.dtype = dt;
+  }
+  c10::InferenceMode guard;
+  torch::Tensor out;
+  for (auto _ : state) {
+    out = f.ae->decode(f.z.to(dt)).to(torch::kFloat32);
+    benchmark::DoNotOptimize(out.data_ptr());
+  }
+  if (dt == torch::kFloat32 && !f.ref_fp32.defined()) f.ref_fp32 = out;
+  if (dt != torch::kFloat32 && f.ref_fp32.defined())
+    state.counters["max_abs_err_vs_fp32"] = (out - f.ref_fp32).abs().max().item<double>();
+  state.counters["threads"] = threads;
+  state.counters["peak_rss_mb"] = peak_rss_mb();
+}
+
+// Args: {threads: 0 = one thread, 1 = RDM_BENCH_THREADS}, {precision: 0 fp32, 1 bf16}.
+BENCHMARK(BM_UNetStep)->Args({0, 0})->Args({1, 0})->Args({1, 1})->Iterations(2)->Unit(benchmark::kSecond)->UseRealTime();
+BENCHMARK(BM_DecodeKL768)->Args({0, 0})->Args({1, 0})->Args({1, 1})->Iterations(2)->Unit(benchmark::kSecond)->UseRealTime();
+}  // namespace
+
+BENCHMARK_MAIN();
