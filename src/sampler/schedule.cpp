@@ -226,9 +226,10 @@ std::vector<int64_t> make_ddim_timesteps(const std::string& method, int64_t S, i
     return ts;
   }
   if (method != "uniform") fail("DDIM: there is no discretization method called '{}' (uniform, quad)", method);
-  const int64_t c = T / S;
+  // floor(i T / S) + 1: evenly spread over [1, T), equal to the reference when S divides T
+  // (exactly the cases where the reference runs S steps without failing).
   std::vector<int64_t> out;
-  for (int64_t i = 0; i < S; ++i) out.push_back(i * c + 1);
+  for (int64_t i = 0; i < S; ++i) out.push_back(i * T / S + 1);
   // Say where the reference would do something else.
   const auto ref = make_ddim_timesteps_reference(method, S, T);
   if (ref.back() >= T) {
@@ -236,11 +237,9 @@ std::vector<int64_t> make_ddim_timesteps(const std::string& method, int64_t S, i
         "DDIM: with {} steps the reference sampler selects timesteps {} and fails (IndexError: index {} is "
         "out of bounds); rdm runs exactly {} steps {}",
         S, join(ref), ref.back(), S, join(out));
-  } else if (static_cast<int64_t>(ref.size()) != S) {
-    spdlog::warn(
-        "DDIM: with {} steps the reference sampler silently runs {} steps {}; rdm runs exactly {} steps {} "
-        "(the reference's first {} timesteps)",
-        S, ref.size(), join(ref), S, join(out), S);
+  } else if (ref != out) {
+    spdlog::warn("DDIM: with {} steps the reference sampler silently runs {} steps {}; rdm runs exactly {} steps {}",
+                 S, ref.size(), join(ref), S, join(out));
   }
   return out;
 }
