@@ -1,0 +1,106 @@
+// Shared helpers of the sampling CLI tests: run the rdm binary, and one demo model per build
+// (created once under the temp folder, guarded by a lock so parallel ctest runs share it).
+#pragma once
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+namespace rdm_cli_test {
+namespace fs = std::filesystem;
+
+struct RunResult {
+  int code = -1;
+  std::string out, err;
+};
+
+inline std::string env(const char* name) {
+  const char* v = std::getenv(name);
+  return v ? v : "";
+}
+
+inline std::string slurp(const fs::path& p) {
+  std::ifstream f(p, std::ios::binary);
+  std::ostringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+inline std::string quote(const std::string& s) {
+  std::string o = "'";
+  for (char c : s) o += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return o + "'";
+}
+
+inline fs::path scratch(const std::string& name) {
+  fs::path d = fs::temp_directory_path() / ("rdm_cli_sample_" + std::to_string(::getpid())) / name;
+  fs::remove_all(d);
+  fs::create_directories(d);
+  return d;
+}
+
+// Runs `rdm <args>` (args already shell-quoted where needed), capturing stdout and stderr.
+inline RunResult rdm(const std::string& args) {
+  static int counter = 0;
+  fs::path base = fs::temp_directory_path() / ("rdm_cli_sample_" + std::to_string(::getpid()));
+  fs::create_directories(base);
+  const fs::path out = base / ("out" + std::to_string(counter) + ".txt");
+  const fs::path err = base / ("err" + std::to_string(counter++) + ".txt");
+  const std::string cmd = quote(env("RDM_BIN")) + " --threads 1 " + args + " >" + quote(out.string()) + " 2>" +
+                          quote(err.string()) + " </dev/null";
+  RunResult r;
+  const int st = std::system(cmd.c_str());
+  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  r.out = slurp(out);
+  r.err = slurp(err);
+  return r;
+}
+
+// The demo models and databases for this rdm binary (made once: `rdm demo --no-sample`).
+inline fs::path demo_dir(uint64_t seed = 42) {
+  const std::string bin = env("RDM_BIN");
+  struct stat st {};
+  ::stat(bin.c_str(), &st);
+  fs::path dir = fs::temp_directory_path() /
+                 ("rdm_cli_demo_" + std::to_string(static_cast<long long>(st.st_mtime)) + "_" + std::to_string(seed));
+  fs::path lock = dir.string() + ".lock";
+  int fd = ::open(lock.c_str(), O_CREAT | O_RDWR, 0644);
+  ::flock(fd, LOCK_EX);
+  if (!fs::exists(dir / "ready")) {
+    fs::remove_all(dir);
+    auto r = rdm("demo --no-sample --seed " + std::to_string(seed) + " --out " + quote(dir.string()));
+    if (r.code != 0) {
+      ::close(fd);
+      ADD_FAILURE() << "rdm demo failed: " << r.err;
+      return dir;
+    }
+    std::ofstream(dir / "ready") << "ok\n";
+  }
+  ::close(fd);
+  return dir;
+}
+
+inline std::string model_args(const fs::path& demo) { return "--model " + quote((demo / "models/rdm/tiny").string()); }
+inline std::string db(const fs::path& demo, const std::string& style) { return quote((demo / "databases" / style).string()); }
+
+inline std::vector<fs::path> pngs(const fs::path& dir) {
+  std::vector<fs::path> v;
+  for (const auto& e : fs::directory_iterator(dir))
+    if (e.path().extension() == ".png" && e.path().string().find("-neighbors") == std::string::npos &&
+        e.path().filename().string().rfind("grid-", 0) != 0 && e.path().filename() != "contact_sheet.png")
+      v.push_back(e.path());
+  std::sort(v.begin(), v.end());
+  return v;
+}
+
+}  // namespace rdm_cli_test
