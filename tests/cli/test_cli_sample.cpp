@@ -206,11 +206,34 @@ TEST(CliSampleErrors, MissingModelSaysWhatToRun) {
 TEST(CliSampleErrors, MismatchedClipAndForeignDatabase) {
   auto demo = demo_dir(), other = demo_dir(43);
   auto out = scratch("err_clip");
-  // The other demo's CLIP has other weights: its database lives in another embedding space.
-  auto r = rdm("sample 'x' " + model_args(demo) + " --database " + db(other, "dots") + kFast + "--out " +
-               quote(out.string()));
+  // A database of ViT-L/14 embeddings (768-d) cannot serve the demo's 32-d CLIP.
+  fs::path npy = out / "emb.npy";
+  {
+    std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (30, 768), }";
+    while ((10 + header.size() + 1) % 64) header += ' ';
+    header += '\n';
+    std::ofstream f(npy, std::ios::binary);
+    f << "\x93NUMPY" << '\x01' << '\x00';
+    uint16_t len = static_cast<uint16_t>(header.size());
+    f.write(reinterpret_cast<const char*>(&len), 2);
+    f << header;
+    for (int i = 0; i < 30 * 768; ++i) {
+      float v = static_cast<float>((i * 7919) % 101) / 101.0f - 0.5f;
+      f.write(reinterpret_cast<const char*>(&v), 4);
+    }
+  }
+  auto r = rdm("db import " + quote(npy.string()) + " --out " + quote((out / "vitl").string()) +
+               " --clip-identity ViT-L/14");
+  ASSERT_EQ(r.code, 0) << r.err;
+  r = rdm("sample 'x' " + model_args(demo) + " --database " + quote((out / "vitl").string()) + kFast + "--out " +
+          quote(out.string()));
   EXPECT_EQ(r.code, 1);
-  EXPECT_NE(r.err.find("dots"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("ViT-L/14"), std::string::npos) << r.err;
+  // Same architecture, other weights (another demo's CLIP): allowed with a warning.
+  r = rdm("sample 'x' " + model_args(demo) + " --database " + db(other, "dots") + kFast + "--out " +
+          quote(out.string()));
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("different weights"), std::string::npos) << r.err;
   // A vocabulary that does not match the CLIP.
   fs::path vocab = out / "v.txt.gz";
   rdm::demo::write_vocab_gz(vocab, {"l i", "li g"});
