@@ -299,6 +299,17 @@ SampleResult Pipeline::sample(const SampleRequest& req, const SampleProgressFn& 
     auto x_T = torch::cat(x0).to(ldm.device(), ldm.dtype());
     auto cb = c.expand({B, c.size(1), c.size(2)}).contiguous();
     EpsFn eps = classifier_free_guidance(model, cb, torch::zeros_like(cb), req.scale);
+    if (B > 1 && ldm.device().is_cpu()) {
+      // CPU kernels (oneDNN convolutions, BLAS) pick blockings by batch size, which changes the
+      // last bits: evaluate each image's guided pair on its own so that an image never depends
+      // on the batch it was sampled in. (On CUDA the batch runs as one, for throughput.)
+      EpsFn single = classifier_free_guidance(model, cb.slice(0, 0, 1), torch::zeros_like(cb.slice(0, 0, 1)), req.scale);
+      eps = [single, B](const torch::Tensor& x, const torch::Tensor& t) {
+        std::vector<torch::Tensor> outs;
+        for (int64_t i = 0; i < B; ++i) outs.push_back(single(x.slice(0, i, i + 1), t.slice(0, i, i + 1)));
+        return torch::cat(outs);
+      };
+    }
     SamplerOptions opts;
     opts.steps = req.steps;
     opts.eta = req.eta;

@@ -43,7 +43,12 @@ std::string SweepJob::file_name() const {
 std::string SweepJob::style_label() const {
   if (no_retrieval) return "postfix: " + style;
   std::string s;
-  for (const auto& d : databases) s += (s.empty() ? "" : "+") + d;
+  for (const auto& d : databases) {
+    auto [name, weight] = parse_weighted(d);
+    std::string shown = fs::path(name).filename().string();
+    if (shown.empty()) shown = fs::path(name).parent_path().filename().string();
+    s += (s.empty() ? "" : "+") + shown + (weight != 1.0 ? fmt::format(":{}", weight) : "");
+  }
   return s.empty() ? "text only" : s;
 }
 

@@ -2,6 +2,8 @@
 // seconds with no download, then samples and writes PNGs, contact sheets and a gallery.
 #include <iostream>
 
+#include <ATen/Parallel.h>
+
 #include <spdlog/spdlog.h>
 
 #include "cli/commands.hpp"
@@ -31,6 +33,9 @@ void add_demo_command(CLI::App& app) {
   cmd->add_flag("--no-sample", o->no_sample, "Only create the models and databases");
   cmd->add_flag("--json", o->json_out, "Print a JSON report on stdout");
   cmd->callback([o] {
+    // The tiny model's tensors are too small to gain from threads (and OpenMP threads that spin
+    // on a busy machine cost far more than they give): one thread unless --threads says.
+    if (globals().threads == 0) at::set_num_threads(1);
     o->d.out = o->out;
     o->d.sample = !o->no_sample;
     ProgressBar bar;

@@ -50,7 +50,7 @@ inline fs::path scratch(const std::string& name) {
 }
 
 // Runs `rdm <args>` (args already shell-quoted where needed), capturing stdout and stderr.
-inline RunResult rdm(const std::string& args) {
+inline RunResult run_rdm(const std::string& args) {
   static int counter = 0;
   fs::path base = fs::temp_directory_path() / ("rdm_cli_sample_" + std::to_string(::getpid()));
   fs::create_directories(base);
@@ -78,7 +78,7 @@ inline fs::path demo_dir(uint64_t seed = 42) {
   ::flock(fd, LOCK_EX);
   if (!fs::exists(dir / "ready")) {
     fs::remove_all(dir);
-    auto r = rdm("demo --no-sample --seed " + std::to_string(seed) + " --out " + quote(dir.string()));
+    auto r = run_rdm("demo --no-sample --seed " + std::to_string(seed) + " --out " + quote(dir.string()));
     if (r.code != 0) {
       ::close(fd);
       ADD_FAILURE() << "rdm demo failed: " << r.err;

@@ -22,7 +22,7 @@ json record_of(const fs::path& png) {
 }  // namespace
 
 TEST(CliSample, HelpListsOptions) {
-  auto r = rdm("sample --help");
+  auto r = run_rdm("sample --help");
   EXPECT_EQ(r.code, 0);
   for (const char* opt : {"--database", "--sampler", "--steps", "--eta", "--scale", "--seed", "--n-samples",
                           "--batch-size", "--width", "--height", "--device", "--precision", "--model", "--clip",
@@ -34,7 +34,7 @@ TEST(CliSample, HelpListsOptions) {
 TEST(CliSample, TextWithNeighborsWritesPngMetadataAndSidecar) {
   auto demo = demo_dir();
   auto out = scratch("nb");
-  auto r = rdm("sample 'a lighthouse in a storm' " + model_args(demo) + " --database " + db(demo, "stripes") + kFast +
+  auto r = run_rdm("sample 'a lighthouse in a storm' " + model_args(demo) + " --database " + db(demo, "stripes") + kFast +
                "-n 2 --grid --neighbors-sheet --json --out " + quote(out.string()));
   ASSERT_EQ(r.code, 0) << r.err;
   auto report = json::parse(r.out);  // pure JSON on stdout
@@ -71,11 +71,11 @@ TEST(CliSample, TextWithNeighborsWritesPngMetadataAndSidecar) {
   fs::path sheet = out / (files[0].stem().string() + "-neighbors.png");
   EXPECT_TRUE(fs::exists(sheet));
   // show-params prints both.
-  auto sp = rdm("show-params " + quote(files[0].string()));
+  auto sp = run_rdm("show-params " + quote(files[0].string()));
   EXPECT_EQ(sp.code, 0);
   EXPECT_NE(sp.out.find("Sampler: DDIM"), std::string::npos);
   EXPECT_NE(sp.out.find("\"neighbors\""), std::string::npos);
-  auto sj = rdm("show-params --json " + quote(files[0].string()));
+  auto sj = run_rdm("show-params --json " + quote(files[0].string()));
   EXPECT_EQ(json::parse(sj.out), rec);
 }
 
@@ -83,22 +83,22 @@ TEST(CliSample, SameSeedGivesIdenticalBytesAndNeverOverwrites) {
   auto demo = demo_dir();
   auto a = scratch("det_a"), b = scratch("det_b");
   std::string args = "sample 'a quiet harbor' " + model_args(demo) + " --database " + db(demo, "dots") + kFast + "-n 1 ";
-  ASSERT_EQ(rdm(args + "--out " + quote(a.string())).code, 0);
-  ASSERT_EQ(rdm(args + "--out " + quote(b.string())).code, 0);
+  ASSERT_EQ(run_rdm(args + "--out " + quote(a.string())).code, 0);
+  ASSERT_EQ(run_rdm(args + "--out " + quote(b.string())).code, 0);
   auto fa = pngs(a), fb = pngs(b);
   ASSERT_EQ(fa.size(), 1u);
   ASSERT_EQ(fb.size(), 1u);
   // Pixels are identical; the files differ only by timings in the record.
   EXPECT_EQ(rdm::io::read_png(fa[0]).image.pixels, rdm::io::read_png(fb[0]).image.pixels);
   // Running again into the same folder adds a file instead of overwriting.
-  ASSERT_EQ(rdm(args + "--out " + quote(a.string())).code, 0);
+  ASSERT_EQ(run_rdm(args + "--out " + quote(a.string())).code, 0);
   fa = pngs(a);
   ASSERT_EQ(fa.size(), 2u);
   EXPECT_EQ(rdm::io::read_png(fa[0]).image.pixels, rdm::io::read_png(fa[1]).image.pixels);
   EXPECT_EQ(fa[0].filename().string().substr(0, 6), "00000-");
   EXPECT_EQ(fa[1].filename().string().substr(0, 6), "00001-");
   // --overwrite restarts the numbering.
-  ASSERT_EQ(rdm(args + "--overwrite --out " + quote(a.string())).code, 0);
+  ASSERT_EQ(run_rdm(args + "--overwrite --out " + quote(a.string())).code, 0);
   EXPECT_EQ(pngs(a).size(), 2u);
 }
 
@@ -106,8 +106,8 @@ TEST(CliSample, BatchSizeDoesNotChangeImages) {
   auto demo = demo_dir();
   auto a = scratch("batch1"), b = scratch("batch4");
   std::string args = "sample 'red flowers' " + model_args(demo) + " --database " + db(demo, "checks") + kFast + "-n 4 ";
-  ASSERT_EQ(rdm(args + "--batch-size 1 --out " + quote(a.string())).code, 0);
-  ASSERT_EQ(rdm(args + "--batch-size 4 --out " + quote(b.string())).code, 0);
+  ASSERT_EQ(run_rdm(args + "--batch-size 1 --out " + quote(a.string())).code, 0);
+  ASSERT_EQ(run_rdm(args + "--batch-size 4 --out " + quote(b.string())).code, 0);
   auto fa = pngs(a), fb = pngs(b);
   ASSERT_EQ(fa.size(), 4u);
   ASSERT_EQ(fb.size(), 4u);
@@ -117,7 +117,7 @@ TEST(CliSample, BatchSizeDoesNotChangeImages) {
   EXPECT_NE(rdm::io::read_png(fa[0]).image.pixels, rdm::io::read_png(fa[1]).image.pixels);
   // Image 2 of seed 7 equals image 0 of seed 9.
   auto c = scratch("seed9");
-  ASSERT_EQ(rdm("sample 'red flowers' " + model_args(demo) + " --database " + db(demo, "checks") +
+  ASSERT_EQ(run_rdm("sample 'red flowers' " + model_args(demo) + " --database " + db(demo, "checks") +
                 " --steps 4 --seed 9 -n 1 --out " + quote(c.string()))
                 .code,
             0);
@@ -127,14 +127,14 @@ TEST(CliSample, BatchSizeDoesNotChangeImages) {
 TEST(CliSample, FromPngReproducesTheImage) {
   auto demo = demo_dir();
   auto a = scratch("from_a"), b = scratch("from_b");
-  ASSERT_EQ(rdm("sample 'a castle at night' " + model_args(demo) + " --database " + db(demo, "gradients") +
+  ASSERT_EQ(run_rdm("sample 'a castle at night' " + model_args(demo) + " --database " + db(demo, "gradients") +
                 " --database " + db(demo, "dots") + ":0.5 -k 6 --steps 3 --eta 0.5 --scale 3 --seed 11 -n 2 --out " +
                 quote(a.string()))
                 .code,
             0);
   auto fa = pngs(a);
   ASSERT_EQ(fa.size(), 2u);
-  auto r = rdm("sample --from-png " + quote(fa[1].string()) + " --out " + quote(b.string()));
+  auto r = run_rdm("sample --from-png " + quote(fa[1].string()) + " --out " + quote(b.string()));
   ASSERT_EQ(r.code, 0) << r.err;
   auto fb = pngs(b);
   ASSERT_EQ(fb.size(), 1u);
@@ -152,14 +152,14 @@ TEST(CliSample, TextOnlyImagePromptAndPostfixModes) {
   auto demo = demo_dir();
   auto out = scratch("modes");
   // Text only: no database.
-  auto r = rdm("sample 'a fox' " + model_args(demo) + kFast + "-n 1 --out " + quote((out / "text").string()));
+  auto r = run_rdm("sample 'a fox' " + model_args(demo) + kFast + "-n 1 --out " + quote((out / "text").string()));
   ASSERT_EQ(r.code, 0) << r.err;
   auto rec = record_of(pngs(out / "text")[0]);
   EXPECT_EQ(rec["mode"], "text");
   EXPECT_TRUE(rec["neighbors"].empty());
   // Image prompt: the query comes from the image; its nearest neighbour is itself.
   fs::path img = demo / "images/dots/dots-003.png";
-  r = rdm("sample --image-prompt " + quote(img.string()) + " " + model_args(demo) + " --database " + db(demo, "dots") +
+  r = run_rdm("sample --image-prompt " + quote(img.string()) + " " + model_args(demo) + " --database " + db(demo, "dots") +
           kFast + "-n 1 --out " + quote((out / "image").string()));
   ASSERT_EQ(r.code, 0) << r.err;
   rec = record_of(pngs(out / "image")[0]);
@@ -167,7 +167,7 @@ TEST(CliSample, TextOnlyImagePromptAndPostfixModes) {
   EXPECT_NEAR(rec["neighbors"][0]["score"].get<double>(), 1.0, 1e-4);
   EXPECT_NE(rec["neighbors"][0]["path"].get<std::string>().find("dots-003.png"), std::string::npos);
   // Postfix baseline: no neighbours, the style from the database name.
-  r = rdm("sample 'a fox' --no-retrieval " + model_args(demo) + " --database " + db(demo, "stripes") + kFast +
+  r = run_rdm("sample 'a fox' --no-retrieval " + model_args(demo) + " --database " + db(demo, "stripes") + kFast +
           "-n 1 --out " + quote((out / "postfix").string()));
   ASSERT_EQ(r.code, 0) << r.err;
   rec = record_of(pngs(out / "postfix")[0]);
@@ -184,7 +184,7 @@ TEST(CliSample, PlmsAndPromptFile) {
   auto out = scratch("plms");
   fs::path pf = out / "prompts.txt";
   std::ofstream(pf) << "a red boat\n\na blue bird\n";
-  auto r = rdm("sample --prompt-file " + quote(pf.string()) + " --sampler plms " + model_args(demo) + " --database " +
+  auto r = run_rdm("sample --prompt-file " + quote(pf.string()) + " --sampler plms " + model_args(demo) + " --database " +
                db(demo, "stripes") + kFast + "-n 1 --out " + quote((out / "o").string()));
   ASSERT_EQ(r.code, 0) << r.err;
   auto files = pngs(out / "o");
@@ -194,11 +194,11 @@ TEST(CliSample, PlmsAndPromptFile) {
 
 TEST(CliSampleErrors, MissingModelSaysWhatToRun) {
   auto out = scratch("err_model");
-  auto r = rdm("sample 'x' --model " + quote((out / "nope").string()) + " --out " + quote(out.string()));
+  auto r = run_rdm("sample 'x' --model " + quote((out / "nope").string()) + " --out " + quote(out.string()));
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("download_models.sh"), std::string::npos) << r.err;
   // RDM_MODELS lookup by name.
-  r = rdm("sample 'x' --model nosuchmodel --out " + quote(out.string()));
+  r = run_rdm("sample 'x' --model nosuchmodel --out " + quote(out.string()));
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("nosuchmodel"), std::string::npos) << r.err;
 }
@@ -222,27 +222,27 @@ TEST(CliSampleErrors, MismatchedClipAndForeignDatabase) {
       f.write(reinterpret_cast<const char*>(&v), 4);
     }
   }
-  auto r = rdm("db import " + quote(npy.string()) + " --out " + quote((out / "vitl").string()) +
+  auto r = run_rdm("db import " + quote(npy.string()) + " --out " + quote((out / "vitl").string()) +
                " --clip-identity ViT-L/14");
   ASSERT_EQ(r.code, 0) << r.err;
-  r = rdm("sample 'x' " + model_args(demo) + " --database " + quote((out / "vitl").string()) + kFast + "--out " +
+  r = run_rdm("sample 'x' " + model_args(demo) + " --database " + quote((out / "vitl").string()) + kFast + "--out " +
           quote(out.string()));
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("ViT-L/14"), std::string::npos) << r.err;
   // Same architecture, other weights (another demo's CLIP): allowed with a warning.
-  r = rdm("sample 'x' " + model_args(demo) + " --database " + db(other, "dots") + kFast + "--out " +
+  r = run_rdm("sample 'x' " + model_args(demo) + " --database " + db(other, "dots") + kFast + "--out " +
           quote(out.string()));
   EXPECT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.err.find("different weights"), std::string::npos) << r.err;
   // A vocabulary that does not match the CLIP.
   fs::path vocab = out / "v.txt.gz";
   rdm::demo::write_vocab_gz(vocab, {"l i", "li g"});
-  r = rdm("sample 'x' " + model_args(demo) + " --vocab " + quote(vocab.string()) + kFast + "--out " +
+  r = run_rdm("sample 'x' " + model_args(demo) + " --vocab " + quote(vocab.string()) + kFast + "--out " +
           quote(out.string()));
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("516 tokens"), std::string::npos) << r.err;
   // A missing vocabulary.
-  r = rdm("sample 'x' " + model_args(demo) + " --vocab " + quote((out / "nope.gz").string()) + " --out " +
+  r = run_rdm("sample 'x' " + model_args(demo) + " --vocab " + quote((out / "nope.gz").string()) + " --out " +
           quote(out.string()));
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("nope.gz"), std::string::npos) << r.err;
@@ -253,42 +253,42 @@ TEST(CliSampleErrors, UserErrors) {
   auto out = scratch("err_user");
   const std::string base = "sample 'x' " + model_args(demo) + kFast + "--out " + quote(out.string()) + " ";
   // k larger than the database (24 images).
-  auto r = rdm(base + "--database " + db(demo, "dots") + " -k 30");
+  auto r = run_rdm(base + "--database " + db(demo, "dots") + " -k 30");
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("holds only 24"), std::string::npos) << r.err;
   // Size not allowed (multiples of 16 for the demo model).
-  r = rdm(base + "--width 100");
+  r = run_rdm(base + "--width 100");
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("multiples of 16"), std::string::npos) << r.err;
   // CUDA asked for but absent (skip where a GPU exists).
-  r = rdm(base + "--device cuda");
+  r = run_rdm(base + "--device cuda");
   if (r.code != 0) EXPECT_NE(r.err.find("CUDA"), std::string::npos) << r.err;
-  r = rdm(base + "--device tpu");
+  r = run_rdm(base + "--device tpu");
   EXPECT_EQ(r.code, 1);
   // Unwritable output folder (a path below a regular file).
   std::ofstream(out / "file") << "x";
-  r = rdm("sample 'x' " + model_args(demo) + kFast + "--out " + quote((out / "file" / "sub").string()));
+  r = run_rdm("sample 'x' " + model_args(demo) + kFast + "--out " + quote((out / "file" / "sub").string()));
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("output folder"), std::string::npos) << r.err;
   // PLMS with eta.
-  r = rdm(base + "--sampler plms --eta 0.5");
+  r = run_rdm(base + "--sampler plms --eta 0.5");
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("eta"), std::string::npos) << r.err;
   // No prompt at all; postfix without a style.
-  r = rdm("sample " + model_args(demo) + " --out " + quote(out.string()));
+  r = run_rdm("sample " + model_args(demo) + " --out " + quote(out.string()));
   EXPECT_EQ(r.code, 1);
-  r = rdm(base + "--no-retrieval");
+  r = run_rdm(base + "--no-retrieval");
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("--style"), std::string::npos) << r.err;
   // Missing database; bad weight.
-  r = rdm(base + "--database no_such_db");
+  r = run_rdm(base + "--database no_such_db");
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("no_such_db"), std::string::npos) << r.err;
-  r = rdm(base + "--database " + db(demo, "dots") + ":-1");
+  r = run_rdm(base + "--database " + db(demo, "dots") + ":-1");
   EXPECT_EQ(r.code, 1);
   // --from-png of a PNG without metadata.
   rdm::io::write_png(out / "plain.png", rdm::io::RgbImage(4, 4));
-  r = rdm("sample --from-png " + quote((out / "plain.png").string()));
+  r = run_rdm("sample --from-png " + quote((out / "plain.png").string()));
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("metadata"), std::string::npos) << r.err;
 }
@@ -298,7 +298,7 @@ TEST(CliSampleErrors, LongPromptIsTruncatedWithAWarning) {
   auto out = scratch("long");
   std::string prompt;
   for (int i = 0; i < 120; ++i) prompt += "lighthouse ";
-  auto r = rdm("sample " + quote(prompt) + " " + model_args(demo) + kFast + "--out " + quote(out.string()));
+  auto r = run_rdm("sample " + quote(prompt) + " " + model_args(demo) + kFast + "--out " + quote(out.string()));
   EXPECT_EQ(r.code, 0) << r.err;
   std::string err = r.err;
   std::transform(err.begin(), err.end(), err.begin(), ::tolower);

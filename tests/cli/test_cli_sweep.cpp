@@ -39,7 +39,7 @@ std::string find_chromium() {
 TEST(CliSweep, ResumeSkipsFinishedJobs) {
   auto demo = demo_dir();
   auto out = scratch("sweep_resume");
-  auto r = rdm(sweep_args(demo, out) + "--json");
+  auto r = run_rdm(sweep_args(demo, out) + "--json");
   ASSERT_EQ(r.code, 0) << r.err;
   auto rep = json::parse(r.out);
   EXPECT_EQ(rep["total"], 4);
@@ -49,7 +49,7 @@ TEST(CliSweep, ResumeSkipsFinishedJobs) {
   EXPECT_TRUE(fs::exists(out / "index.html"));
   EXPECT_TRUE(fs::exists(out / "contact_sheet.png"));
   // Re-run: nothing to do.
-  r = rdm(sweep_args(demo, out) + "--json");
+  r = run_rdm(sweep_args(demo, out) + "--json");
   ASSERT_EQ(r.code, 0) << r.err;
   rep = json::parse(r.out);
   EXPECT_EQ(rep["done"], 0);
@@ -58,12 +58,12 @@ TEST(CliSweep, ResumeSkipsFinishedJobs) {
   auto files = pngs(out);
   auto before = rdm::io::read_png(files[2]).image.pixels;
   fs::remove(files[2]);
-  r = rdm(sweep_args(demo, out) + "--json");
+  r = run_rdm(sweep_args(demo, out) + "--json");
   rep = json::parse(r.out);
   EXPECT_EQ(rep["done"], 1);
   EXPECT_EQ(rdm::io::read_png(files[2]).image.pixels, before);
   // --list marks every job done.
-  r = rdm(sweep_args(demo, out) + "--list");
+  r = run_rdm(sweep_args(demo, out) + "--list");
   EXPECT_EQ(count_lines(r.out), 4u);
   EXPECT_EQ(r.out.find("\"done\":false"), std::string::npos);
 }
@@ -71,9 +71,9 @@ TEST(CliSweep, ResumeSkipsFinishedJobs) {
 TEST(CliSweep, TwoShardsMakeOneFullRun) {
   auto demo = demo_dir();
   auto full = scratch("sweep_full"), sharded = scratch("sweep_sharded");
-  ASSERT_EQ(rdm(sweep_args(demo, full)).code, 0);
-  auto r0 = rdm(sweep_args(demo, sharded) + "--shard 0/2 --json");
-  auto r1 = rdm(sweep_args(demo, sharded) + "--shard 1/2 --json");
+  ASSERT_EQ(run_rdm(sweep_args(demo, full)).code, 0);
+  auto r0 = run_rdm(sweep_args(demo, sharded) + "--shard 0/2 --json");
+  auto r1 = run_rdm(sweep_args(demo, sharded) + "--shard 1/2 --json");
   ASSERT_EQ(r0.code, 0) << r0.err;
   ASSERT_EQ(r1.code, 0) << r1.err;
   EXPECT_EQ(json::parse(r0.out)["done"], 2);
@@ -81,8 +81,8 @@ TEST(CliSweep, TwoShardsMakeOneFullRun) {
   EXPECT_EQ(image_pixels(full), image_pixels(sharded));
   EXPECT_EQ(count_lines(slurp(sharded / "results-shard-0-of-2.jsonl")), 2u);
   EXPECT_EQ(count_lines(slurp(sharded / "results-shard-1-of-2.jsonl")), 2u);
-  EXPECT_EQ(rdm(sweep_args(demo, sharded) + "--shard 2/2").code, 1);
-  EXPECT_EQ(rdm(sweep_args(demo, sharded) + "--shard x").code, 1);
+  EXPECT_EQ(run_rdm(sweep_args(demo, sharded) + "--shard 2/2").code, 1);
+  EXPECT_EQ(run_rdm(sweep_args(demo, sharded) + "--shard x").code, 1);
 }
 
 TEST(CliSweep, JsonlJobsWithSeedListsAndErrors) {
@@ -96,17 +96,17 @@ TEST(CliSweep, JsonlJobsWithSeedListsAndErrors) {
       << "\n\n";
     f << json({{"prompt", "a blue bird"}, {"no_retrieval", true}, {"style", "checks"}, {"seed", 1}}).dump() << "\n";
   }
-  auto r = rdm("sweep " + quote(jobs.string()) + " --steps 2 -k 4 " + model_args(demo) + " --out " +
+  auto r = run_rdm("sweep " + quote(jobs.string()) + " --steps 2 -k 4 " + model_args(demo) + " --out " +
                quote((out / "o").string()) + " --json");
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(json::parse(r.out)["done"], 3);
   // Bad job files.
   std::ofstream(out / "bad.jsonl") << "{\"prompt\": \"x\", \"sed\": 1}\n";
-  r = rdm("sweep " + quote((out / "bad.jsonl").string()) + " " + model_args(demo) + " --out " + quote(out.string()));
+  r = run_rdm("sweep " + quote((out / "bad.jsonl").string()) + " " + model_args(demo) + " --out " + quote(out.string()));
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("sed"), std::string::npos) << r.err;
   std::ofstream(out / "bad2.jsonl") << "not json\n";
-  r = rdm("sweep " + quote((out / "bad2.jsonl").string()) + " " + model_args(demo));
+  r = run_rdm("sweep " + quote((out / "bad2.jsonl").string()) + " " + model_args(demo));
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("bad2.jsonl:1"), std::string::npos) << r.err;
 }
@@ -140,7 +140,7 @@ TEST(CliSweep, SigintFinishesTheCurrentImageAndResumes) {
   for (const auto& e : fs::directory_iterator(out))
     EXPECT_EQ(e.path().filename().string().find(".tmp."), std::string::npos) << e.path();
   // Resume: the rest, nothing twice.
-  auto r = rdm(args + " --json");
+  auto r = run_rdm(args + " --json");
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_EQ(json::parse(r.out)["done"].get<size_t>(), 6 - done);
   EXPECT_EQ(pngs(out).size(), 6u);
@@ -148,7 +148,7 @@ TEST(CliSweep, SigintFinishesTheCurrentImageAndResumes) {
 
 TEST(CliDemo, EndToEndWithGalleryInHeadlessChromium) {
   auto out = scratch("demo");
-  auto r = rdm("demo --steps 5 --out " + quote((out / "d").string()) + " --json");
+  auto r = run_rdm("demo --steps 5 --out " + quote((out / "d").string()) + " --json");
   ASSERT_EQ(r.code, 0) << r.err;
   auto rep = json::parse(r.out);
   ASSERT_EQ(rep["images"].size(), 4u);  // one per style
@@ -159,13 +159,13 @@ TEST(CliDemo, EndToEndWithGalleryInHeadlessChromium) {
   ASSERT_TRUE(fs::exists(gallery));
   // The demo is deterministic: the same images again.
   auto first = rdm::io::read_png(rep["images"][0].get<std::string>()).image.pixels;
-  auto r2 = rdm("demo --steps 5 --out " + quote((out / "d").string()) + " --json");
+  auto r2 = run_rdm("demo --steps 5 --out " + quote((out / "d").string()) + " --json");
   ASSERT_EQ(r2.code, 0) << r2.err;
   EXPECT_EQ(rdm::io::read_png(json::parse(r2.out)["images"][0].get<std::string>()).image.pixels, first);
   // A folder not made by the demo is refused.
   fs::create_directories(out / "other");
   std::ofstream(out / "other" / "mine.txt") << "x";
-  EXPECT_EQ(rdm("demo --out " + quote((out / "other").string())).code, 1);
+  EXPECT_EQ(run_rdm("demo --out " + quote((out / "other").string())).code, 1);
 
   const std::string chromium = find_chromium();
   if (chromium.empty()) GTEST_SKIP() << "chromium not installed: gallery not checked in a browser";
