@@ -8,6 +8,7 @@
 
 #include "rdm/error.hpp"
 #include "rdm/io/safetensors.hpp"
+#include "rdm/io/torch_zip.hpp"
 #include "rdm/selftest.hpp"
 #include "selftest/case.hpp"
 
@@ -88,7 +89,9 @@ json Case::model_config() const {
 
 io::StateDict Case::weights(const json& spec) const {
   const fs::path p = path(spec.at("file").get<std::string>());
-  io::TensorFile tf = io::read_tensor_file(p);
+  io::TorchZipOptions opts;
+  if (spec.contains("state_dict_path")) opts.state_dict_path = spec.at("state_dict_path").get<std::vector<std::string>>();
+  io::TensorFile tf = io::read_tensor_file(p, opts);
   const std::string prefix = spec.value("prefix", std::string());
   if (prefix.empty()) return std::move(tf.tensors);
   io::StateDict out;

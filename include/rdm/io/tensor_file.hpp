@@ -11,6 +11,8 @@
 
 namespace rdm::io {
 
+struct TorchZipOptions;  // rdm/io/torch_zip.hpp
+
 enum class Format { Safetensors, TorchZip, TorchScript, Npy, Npz, Unknown };
 const char* format_name(Format f);
 
@@ -30,5 +32,7 @@ Format sniff_format(const std::filesystem::path& path);
 
 // Reads any supported tensor file. Throws rdm::Error naming the file on any problem.
 TensorFile read_tensor_file(const std::filesystem::path& path);
+// Same, with options for torch zip checkpoints (where the state dict lies in the pickle).
+TensorFile read_tensor_file(const std::filesystem::path& path, const TorchZipOptions& opts);
 
 }  // namespace rdm::io
