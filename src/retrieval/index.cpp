@@ -4,6 +4,7 @@
 
 #include <faiss/AutoTune.h>
 #include <faiss/IndexFlat.h>
+#include <faiss/IVFlib.h>
 #include <faiss/IndexIVF.h>
 #include <faiss/impl/FaissException.h>
 #include <faiss/index_factory.h>
@@ -66,9 +67,9 @@ FaissIndex FaissIndex::build(const std::string& description, const float* x, int
   try {
     if (!index->is_trained) {
       int64_t m = train_size > 0 ? std::min(train_size, n) : std::min<int64_t>(n, 100000);
-      if (auto* ivf = faiss::try_extract_index_ivf(index.get()); ivf && train_size <= 0)
+      if (auto* ivf = faiss::ivflib::try_extract_index_ivf(index.get()); ivf && train_size <= 0)
         m = std::min<int64_t>(n, std::max<int64_t>(m, 256 * static_cast<int64_t>(ivf->nlist)));
-      if (auto* ivf = faiss::try_extract_index_ivf(index.get());
+      if (auto* ivf = faiss::ivflib::try_extract_index_ivf(index.get());
           ivf && m < static_cast<int64_t>(ivf->nlist))
         fail("FAISS index '{}' needs at least {} training vectors, only {} available; use fewer "
              "lists (e.g. IVF{},Flat) or the exact 'Flat' index", description, ivf->nlist, m,
@@ -109,7 +110,7 @@ void FaissIndex::write(const fs::path& file) const {
 }
 
 bool FaissIndex::supports_param(const std::string& name) const {
-  if (name == "nprobe") return faiss::try_extract_index_ivf(index_.get()) != nullptr;
+  if (name == "nprobe") return faiss::ivflib::try_extract_index_ivf(index_.get()) != nullptr;
   faiss::ParameterSpace ps;
   try {
     // efSearch is accepted only by HNSW indexes (directly or wrapped).
@@ -124,7 +125,7 @@ void FaissIndex::set_search_params(int64_t nprobe, int64_t ef) {
   faiss::ParameterSpace ps;
   try {
     if (nprobe > 0) {
-      if (!faiss::try_extract_index_ivf(index_.get()))
+      if (!faiss::ivflib::try_extract_index_ivf(index_.get()))
         fail("--nprobe applies to IVF indexes only");
       ps.set_index_parameter(index_.get(), "nprobe", static_cast<double>(nprobe));
     }
