@@ -9,7 +9,7 @@ set -euo pipefail
 RDM=${RDM_BIN:?set RDM_BIN to the rdm binary}
 MODEL=${RDM_GOLDEN_DIR:-}/clip/models/tiny_clip.safetensors
 TRIALS=${TRIALS:-10}
-N_IMAGES=${N_IMAGES:-80}
+N_IMAGES=${N_IMAGES:-40}
 [ -f "$MODEL" ] || { echo "SKIP: $MODEL not found"; exit 77; }
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/rdm_db_resume.XXXXXX")
@@ -32,8 +32,8 @@ done
 printf 'not an image' > "$work/images/style_0/broken.bmp"
 cp "$work/images/style_1/img_1.bmp" "$work/images/style_3/copy_of_1.bmp"
 
-build() {  # out-dir
-  "$RDM" -q --threads 1 db build --images "$work/images" --clip "$MODEL" --out "$1" --batch 2 --workers 1
+build() {  # out-dir  (exec: in the background, $! is then the rdm process itself)
+  exec "$RDM" -q --threads 1 db build --images "$work/images" --clip "$MODEL" --out "$1" --batch 2 --workers 1
 }
 same_db() {  # a b
   for f in embeddings.npy index.faiss build_report.tsv; do
@@ -45,7 +45,7 @@ same_db() {  # a b
 }
 
 start=$(date +%s%N)
-build "$work/ref"
+(build "$work/ref")
 ms=$((($(date +%s%N) - start) / 1000000))
 echo "uninterrupted build: ${ms} ms, $(grep -m1 '"count"' "$work/ref/manifest.json")"
 [ "$ms" -gt 0 ] || ms=1
@@ -56,7 +56,7 @@ for ((t = 1; t <= TRIALS; t++)); do
   nk=$((1 + RANDOM % 2))
   for ((k = 0; k < nk; k++)); do
     delay_ms=$((RANDOM % (ms * 9 / 10 + 1)))
-    build "$out" & pid=$!
+    (build "$out") & pid=$!
     sleep "$(printf '%d.%03d' $((delay_ms / 1000)) $((delay_ms % 1000)))"
     if kill -9 "$pid" 2>/dev/null; then kills=$((kills + 1)); fi
     wait "$pid" 2>/dev/null || true
@@ -64,7 +64,7 @@ for ((t = 1; t <= TRIALS; t++)); do
       "$RDM" -q db info "$out" >/dev/null || { echo "FAIL: trial $t: killed build left a broken database"; exit 1; }
     fi
   done
-  build "$out"
+  (build "$out")
   same_db "$work/ref" "$out" || { echo "FAIL: trial $t (kills at random points) differs"; exit 1; }
   echo "trial $t: $nk kill(s), resumed database identical"
 done

@@ -24,6 +24,7 @@
 #include "rdm/retrieval/build.hpp"
 #include "rdm/retrieval/manifest.hpp"
 #include "retrieval/finalize.hpp"
+#include "retrieval/index.hpp"
 #include "retrieval/scan.hpp"
 #include "retrieval/sha256.hpp"
 #include "retrieval/store.hpp"
@@ -191,7 +192,7 @@ BuildReport build_database(const BuildOptions& opt, const BuildProgressFn& progr
   const bool complete = fs::exists(out / kManifestFile);
   if (complete && !opt.append && !fs::exists(out / kStoreFile))
     fail("'{}' holds a database without an item store (an import?); choose another --out", out.string());
-  fs::create_directories(out);
+  FolderLock lock(out);
   remove_stale_temporaries(out);
   Store store = Store::open(out / kStoreFile, true);
   std::optional<Manifest> old;
@@ -204,6 +205,7 @@ BuildReport build_database(const BuildOptions& opt, const BuildProgressFn& progr
   spdlog::info("CLIP '{}' loaded in {:.2f} s (embed dim {}, resolution {})", model.identity(),
                std::chrono::duration<double>(Clock::now() - tl).count(), cfg.embed_dim,
                cfg.image_resolution);
+  validate_index_description(opt.index.description, cfg.embed_dim);
   {
     Store::Transaction tx(store);
     check_meta(store, "clip_identity", model.identity(), out);

@@ -26,11 +26,19 @@ using idx_t = faiss::Index::idx_t;
 
 namespace {
 std::string faiss_message(const faiss::FaissException& e) {
-  // FAISS messages read "Error in <function> at <file>:<line>: <text>"; keep the text.
+  // FAISS messages read "Error in <function> at <file>:<line>: <text>"; keep the text, on one line.
   std::string m = e.msg;
-  if (auto p = m.rfind(": "); p != std::string::npos && m.rfind("Error in", 0) == 0)
-    m = m.substr(p + 2);
-  while (!m.empty() && (m.back() == '\n' || m.back() == ' ')) m.pop_back();
+  m.erase(std::remove(m.begin(), m.end(), '\0'), m.end());  // FAISS_THROW_FMT keeps the NUL
+  if (m.rfind("Error in", 0) == 0) {
+    auto at = m.find(" at ");
+    if (at != std::string::npos) {
+      auto colon = m.find(": ", m.find(':', at + 4) + 1);
+      if (colon != std::string::npos) m = m.substr(colon + 2);
+    }
+  }
+  for (char& c : m)
+    if (c == '\n' || c == '\r') c = ' ';
+  while (!m.empty() && m.back() == ' ') m.pop_back();
   return m;
 }
 
@@ -150,6 +158,16 @@ int64_t FaissIndex::dim() const { return index_->d; }
 bool FaissIndex::exact() const {
   auto* flat = dynamic_cast<const faiss::IndexFlat*>(index_.get());
   return flat && flat->metric_type == faiss::METRIC_INNER_PRODUCT;
+}
+
+void validate_index_description(const std::string& description, int64_t dim) {
+  try {
+    std::unique_ptr<faiss::Index> probe(faiss::index_factory(
+        static_cast<int>(dim), description.c_str(), faiss::METRIC_INNER_PRODUCT));
+  } catch (const faiss::FaissException& e) {
+    fail("unknown or invalid FAISS index description '{}' for dimension {}: {} (examples: Flat, "
+         "IVF1024,Flat, IVF4096,PQ64, HNSW32)", description, dim, faiss_message(e));
+  }
 }
 
 void exact_search(const float* x, int64_t n, const float* q, int64_t nq, int64_t d, int64_t k,

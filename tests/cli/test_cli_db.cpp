@@ -56,7 +56,7 @@ fs::path scratch() {
   return d;
 }
 
-RunResult rdm(const std::string& args) {
+RunResult run_rdm(const std::string& args) {
   const fs::path out = scratch() / "out.txt", err = scratch() / "err.txt";
   const std::string cmd = "'" + env("RDM_BIN") + "' --threads 1 " + args + " >'" + out.string() +
                           "' 2>'" + err.string() + "'";
@@ -219,7 +219,7 @@ class DbCli : public ::testing::Test {
     if (!have_model()) return;
     coll = new Collection(make_collection(scratch() / "images"));
     db = scratch() / "db";
-    build = new RunResult(rdm("db build --images " + q(coll->root) + " --clip '" + model() +
+    build = new RunResult(run_rdm("db build --images " + q(coll->root) + " --clip '" + model() +
                               "' --out " + q(db) + " --batch 4 --json"));
   }
   static void TearDownTestSuite() {
@@ -280,7 +280,7 @@ TEST_F(DbCli, BuildIndexesGoodImagesOnceAndReportsBadOnes) {
 
 TEST_F(DbCli, InfoJsonAndText) {
   ASSERT_EQ(build->code, 0) << build->err;
-  auto r = rdm("db info " + q(db) + " --json");
+  auto r = run_rdm("db info " + q(db) + " --json");
   ASSERT_EQ(r.code, 0) << r.err;
   json j = json::parse(r.out);
   EXPECT_EQ(j["count"].get<size_t>(), coll->good.size());
@@ -288,7 +288,7 @@ TEST_F(DbCli, InfoJsonAndText) {
   EXPECT_EQ(j["index"]["description"], "Flat");
   EXPECT_EQ(j["labels"]["impressionism"], 5);
   EXPECT_GT(j["size_on_disk"].get<int64_t>(), 0);
-  auto t = rdm("db info " + q(db));
+  auto t = run_rdm("db info " + q(db));
   ASSERT_EQ(t.code, 0) << t.err;
   EXPECT_NE(t.out.find("cubism/sub"), std::string::npos);
 }
@@ -297,7 +297,7 @@ TEST_F(DbCli, SearchMatchesBruteForceAndWritesSheet) {
   ASSERT_EQ(build->code, 0) << build->err;
   const std::string vocab = golden("clip/bpe_simple_vocab_16e6.txt.gz").string();
   const int k = 7;
-  auto r = rdm("db search " + q(db) + " --text 'a painting of a rocket' -k " + std::to_string(k) +
+  auto r = run_rdm("db search " + q(db) + " --text 'a painting of a rocket' -k " + std::to_string(k) +
                " --vocab '" + vocab + "' --json --sheet " + q(scratch() / "sheet.png"));
   ASSERT_EQ(r.code, 0) << r.err;
   json j = json::parse(r.out);
@@ -324,32 +324,32 @@ TEST_F(DbCli, SearchMatchesBruteForceAndWritesSheet) {
   EXPECT_EQ(png.substr(1, 3), "PNG");
 
   // Image query: the image itself is its nearest neighbour.
-  auto ri = rdm("db search " + q(db) + " --image " + q(coll->root / "cubism/b.bmp") + " -k 3 --json");
+  auto ri = run_rdm("db search " + q(db) + " --image " + q(coll->root / "cubism/b.bmp") + " -k 3 --json");
   ASSERT_EQ(ri.code, 0) << ri.err;
   json ji = json::parse(ri.out);
   EXPECT_EQ(ji["neighbors"][0]["path"], "cubism/b.bmp");
   EXPECT_NEAR(ji["neighbors"][0]["score"].get<float>(), 1.0f, 1e-4);
   // Plain text output.
-  auto rt = rdm("db search " + q(db) + " --image " + q(coll->root / "cubism/b.bmp") + " -k 2");
+  auto rt = run_rdm("db search " + q(db) + " --image " + q(coll->root / "cubism/b.bmp") + " -k 2");
   ASSERT_EQ(rt.code, 0) << rt.err;
   EXPECT_NE(rt.out.find("cubism/b.bmp"), std::string::npos);
 }
 
 TEST_F(DbCli, UserErrors) {
   ASSERT_EQ(build->code, 0) << build->err;
-  auto big = rdm("db search " + q(db) + " --image " + q(coll->root / "cubism/b.bmp") + " -k 500");
+  auto big = run_rdm("db search " + q(db) + " --image " + q(coll->root / "cubism/b.bmp") + " -k 500");
   EXPECT_EQ(big.code, 1);
   EXPECT_NE(big.err.find("holds only"), std::string::npos) << big.err;
-  auto none = rdm("db info " + q(scratch() / "images"));
+  auto none = run_rdm("db info " + q(scratch() / "images"));
   EXPECT_EQ(none.code, 1);
   EXPECT_NE(none.err.find("rdm db build"), std::string::npos) << none.err;
-  auto bad = rdm("db build --images " + q(coll->root / "cubism") + " --clip '" + model() +
+  auto bad = run_rdm("db build --images " + q(coll->root / "cubism") + " --clip '" + model() +
                  "' --out " + q(scratch() / "badindex") + " --index NoSuchIndex");
   EXPECT_EQ(bad.code, 1);
   EXPECT_NE(bad.err.find("NoSuchIndex"), std::string::npos) << bad.err;
-  auto noq = rdm("db search " + q(db));
+  auto noq = run_rdm("db search " + q(db));
   EXPECT_EQ(noq.code, 1);
-  auto shard = rdm("db build --images " + q(coll->root) + " --clip '" + model() + "' --out " +
+  auto shard = run_rdm("db build --images " + q(coll->root) + " --clip '" + model() + "' --out " +
                    q(scratch() / "x") + " --shard 3/2");
   EXPECT_EQ(shard.code, 1);
   EXPECT_NE(shard.err.find("--shard"), std::string::npos) << shard.err;
@@ -360,12 +360,12 @@ TEST_F(DbCli, ShardsMergeIntoTheUnshardedDatabase) {
   std::string shards;
   for (int s = 0; s < 2; ++s) {
     fs::path out = scratch() / ("shard" + std::to_string(s));
-    auto r = rdm("db build --images " + q(coll->root) + " --clip '" + model() + "' --out " + q(out) +
+    auto r = run_rdm("db build --images " + q(coll->root) + " --clip '" + model() + "' --out " + q(out) +
                  " --batch 3 --shard " + std::to_string(s) + "/2");
     ASSERT_EQ(r.code, 0) << r.err;
     shards += " " + q(out);
   }
-  auto m = rdm("db merge" + shards + " --out " + q(scratch() / "merged") + " --json");
+  auto m = run_rdm("db merge" + shards + " --out " + q(scratch() / "merged") + " --json");
   ASSERT_EQ(m.code, 0) << m.err;
   auto full = rdm::retrieval::Database::open(db);
   auto merged = rdm::retrieval::Database::open(scratch() / "merged");
@@ -387,15 +387,15 @@ TEST_F(DbCli, RerunIsUpToDateAndAppendAddsNewImages) {
   spit(root / "x/two.png", rgb_png(20, 20, 202));
   fs::path out = scratch() / "small_db";
   std::string cmd = "db build --images " + q(root) + " --clip '" + model() + "' --out " + q(out);
-  ASSERT_EQ(rdm(cmd).code, 0);
-  auto again = rdm(cmd);
+  ASSERT_EQ(run_rdm(cmd).code, 0);
+  auto again = run_rdm(cmd);
   ASSERT_EQ(again.code, 0) << again.err;
   EXPECT_NE(again.err.find("up to date"), std::string::npos) << again.err;
   spit(root / "y/three.png", rgb_png(20, 20, 203));
-  auto refused = rdm(cmd);
+  auto refused = run_rdm(cmd);
   EXPECT_EQ(refused.code, 1);
   EXPECT_NE(refused.err.find("--append"), std::string::npos) << refused.err;
-  auto app = rdm(cmd + " --append --json");
+  auto app = run_rdm(cmd + " --append --json");
   ASSERT_EQ(app.code, 0) << app.err;
   auto d = rdm::retrieval::Database::open(out);
   ASSERT_EQ(d.size(), 3);

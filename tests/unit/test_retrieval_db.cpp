@@ -143,11 +143,11 @@ TEST(RetrievalDb, ImportsCompVisNpzPartsInNameOrder) {
   fs::path dir = temp_dir("npz");
   fs::create_directories(dir / "parts");
   torch::Tensor a = random_rows(30, 8, 5).to(torch::kFloat16), b = random_rows(20, 8, 6).to(torch::kFloat64);
-  // Written in reverse name order: the import sorts by name (part_1 before part_2).
-  rdm::io::write_npz(dir / "parts" / "20x8-part_2.npz",
+  // Written in reverse name order: the import sorts by file name (db_part_1 first).
+  rdm::io::write_npz(dir / "parts" / "db_part_2.npz",
                      {{"embedding", b}, {"img_id", torch::arange(100, 120, torch::kInt64)},
                       {"patch_coords", torch::zeros({20, 4}, torch::kInt32)}}, true);
-  rdm::io::write_npz(dir / "parts" / "30x8-part_1.npz",
+  rdm::io::write_npz(dir / "parts" / "db_part_1.npz",
                      {{"embedding", a}, {"img_id", torch::arange(0, 30, torch::kInt64)},
                       {"patch_coords", torch::ones({30, 4}, torch::kInt32)}}, false);
   ImportOptions o;
