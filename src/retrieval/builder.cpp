@@ -54,6 +54,17 @@ struct Decoded {
   std::string error;     // reason when skipped
 };
 
+// libjpeg (through OpenCV) decodes a truncated JPEG with a warning and grey fill; Pillow
+// refuses it ("image file is truncated"). A complete JPEG has an EOI marker (FF D9) after its
+// last start-of-scan (FF DA); entropy-coded data never contains FF DA (0xFF is stuffed).
+bool is_truncated_jpeg(const std::string& b) {
+  if (b.size() < 4 || static_cast<unsigned char>(b[0]) != 0xFF || static_cast<unsigned char>(b[1]) != 0xD8)
+    return false;
+  auto sos = b.rfind("\xFF\xDA");
+  if (sos == std::string::npos) return true;  // no image data at all
+  return b.find("\xFF\xD9", sos + 2) == std::string::npos;
+}
+
 Decoded decode_one(const ScannedFile& f, int64_t resolution, clip::Preprocess variant,
                    int64_t max_pixels) {
   Decoded d;
@@ -65,6 +76,10 @@ Decoded decode_one(const ScannedFile& f, int64_t resolution, clip::Preprocess va
       return d;
     }
     d.hash = "sha256:" + sha256_hex(bytes);
+    if (is_truncated_jpeg(bytes)) {
+      d.error = "truncated JPEG (no end-of-image marker after the last scan)";
+      return d;
+    }
     io::Image img = io::read_image(f.abs, max_pixels);
     d.width = img.width;
     d.height = img.height;
