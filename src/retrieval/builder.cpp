@@ -24,6 +24,7 @@
 #include "rdm/retrieval/build.hpp"
 #include "rdm/retrieval/manifest.hpp"
 #include "retrieval/finalize.hpp"
+#include "retrieval/index.hpp"
 #include "retrieval/scan.hpp"
 #include "retrieval/sha256.hpp"
 #include "retrieval/store.hpp"
@@ -53,6 +54,17 @@ struct Decoded {
   std::string error;     // reason when skipped
 };
 
+// libjpeg (through OpenCV) decodes a truncated JPEG with a warning and grey fill; Pillow
+// refuses it ("image file is truncated"). A complete JPEG has an EOI marker (FF D9) after its
+// last start-of-scan (FF DA); entropy-coded data never contains FF DA (0xFF is stuffed).
+bool is_truncated_jpeg(const std::string& b) {
+  if (b.size() < 4 || static_cast<unsigned char>(b[0]) != 0xFF || static_cast<unsigned char>(b[1]) != 0xD8)
+    return false;
+  auto sos = b.rfind("\xFF\xDA");
+  if (sos == std::string::npos) return true;  // no image data at all
+  return b.find("\xFF\xD9", sos + 2) == std::string::npos;
+}
+
 Decoded decode_one(const ScannedFile& f, int64_t resolution, clip::Preprocess variant,
                    int64_t max_pixels) {
   Decoded d;
@@ -64,6 +76,10 @@ Decoded decode_one(const ScannedFile& f, int64_t resolution, clip::Preprocess va
       return d;
     }
     d.hash = "sha256:" + sha256_hex(bytes);
+    if (is_truncated_jpeg(bytes)) {
+      d.error = "truncated JPEG (no end-of-image marker after the last scan)";
+      return d;
+    }
     io::Image img = io::read_image(f.abs, max_pixels);
     d.width = img.width;
     d.height = img.height;
@@ -191,7 +207,7 @@ BuildReport build_database(const BuildOptions& opt, const BuildProgressFn& progr
   const bool complete = fs::exists(out / kManifestFile);
   if (complete && !opt.append && !fs::exists(out / kStoreFile))
     fail("'{}' holds a database without an item store (an import?); choose another --out", out.string());
-  fs::create_directories(out);
+  FolderLock lock(out);
   remove_stale_temporaries(out);
   Store store = Store::open(out / kStoreFile, true);
   std::optional<Manifest> old;
@@ -204,6 +220,7 @@ BuildReport build_database(const BuildOptions& opt, const BuildProgressFn& progr
   spdlog::info("CLIP '{}' loaded in {:.2f} s (embed dim {}, resolution {})", model.identity(),
                std::chrono::duration<double>(Clock::now() - tl).count(), cfg.embed_dim,
                cfg.image_resolution);
+  validate_index_description(opt.index.description, cfg.embed_dim);
   {
     Store::Transaction tx(store);
     check_meta(store, "clip_identity", model.identity(), out);

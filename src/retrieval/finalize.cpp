@@ -3,7 +3,13 @@
 
 #include <spdlog/spdlog.h>
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 
 #include "rdm/error.hpp"
 #include "rdm/io/atomic_file.hpp"
@@ -13,6 +19,23 @@
 
 namespace rdm::retrieval {
 namespace fs = std::filesystem;
+
+FolderLock::FolderLock(const fs::path& dir) {
+  fs::create_directories(dir);
+  fs::path file = dir / ".rdm.lock";
+  fd_ = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd_ < 0) fail("cannot create lock file '{}': {}", file.string(), std::strerror(errno));
+  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+    ::close(fd_);
+    fd_ = -1;
+    fail("database '{}' is being written by another rdm process (lock '{}' is held); wait for it "
+         "or stop it, then rerun", dir.string(), file.string());
+  }
+}
+
+FolderLock::~FolderLock() {
+  if (fd_ >= 0) ::close(fd_);  // closing releases the lock
+}
 
 torch::Dtype embeddings_dtype(const std::string& name) {
   if (name == "float32") return torch::kFloat32;

@@ -18,6 +18,19 @@ double write_database_files(const std::filesystem::path& dir, torch::Tensor embe
 // Removes leftovers of interrupted atomic writes (".<name>.tmp.*") in a database folder.
 void remove_stale_temporaries(const std::filesystem::path& dir);
 
+// Exclusive lock on a database folder (flock on DIR/.rdm.lock) held while writing it, so two
+// processes never build into the same folder at once. Released by the destructor (or death).
+class FolderLock {
+ public:
+  explicit FolderLock(const std::filesystem::path& dir);
+  ~FolderLock();
+  FolderLock(const FolderLock&) = delete;
+  FolderLock& operator=(const FolderLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
+
 // "float32" / "float16" -> dtype; anything else -> rdm::Error.
 torch::Dtype embeddings_dtype(const std::string& name);
 

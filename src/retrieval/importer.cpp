@@ -11,6 +11,7 @@
 #include "rdm/retrieval/build.hpp"
 #include "rdm/retrieval/manifest.hpp"
 #include "retrieval/finalize.hpp"
+#include "retrieval/index.hpp"
 #include "retrieval/store.hpp"
 
 namespace rdm::retrieval {
@@ -129,7 +130,7 @@ BuildReport import_database(const ImportOptions& opt) {
   parts.clear();
 
   // A fresh store (import is not incremental).
-  fs::create_directories(out);
+  FolderLock lock(out);
   remove_stale_temporaries(out);
   for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(out / (std::string(kStoreFile) + suffix));
   fs::remove(out / kManifestFile);

@@ -4,6 +4,7 @@
 
 #include <faiss/AutoTune.h>
 #include <faiss/IndexFlat.h>
+#include <faiss/IVFlib.h>
 #include <faiss/IndexIVF.h>
 #include <faiss/impl/FaissException.h>
 #include <faiss/index_factory.h>
@@ -25,11 +26,19 @@ using idx_t = faiss::Index::idx_t;
 
 namespace {
 std::string faiss_message(const faiss::FaissException& e) {
-  // FAISS messages read "Error in <function> at <file>:<line>: <text>"; keep the text.
+  // FAISS messages read "Error in <function> at <file>:<line>: <text>"; keep the text, on one line.
   std::string m = e.msg;
-  if (auto p = m.rfind(": "); p != std::string::npos && m.rfind("Error in", 0) == 0)
-    m = m.substr(p + 2);
-  while (!m.empty() && (m.back() == '\n' || m.back() == ' ')) m.pop_back();
+  m.erase(std::remove(m.begin(), m.end(), '\0'), m.end());  // FAISS_THROW_FMT keeps the NUL
+  if (m.rfind("Error in", 0) == 0) {
+    auto at = m.find(" at ");
+    if (at != std::string::npos) {
+      auto colon = m.find(": ", m.find(':', at + 4) + 1);
+      if (colon != std::string::npos) m = m.substr(colon + 2);
+    }
+  }
+  for (char& c : m)
+    if (c == '\n' || c == '\r') c = ' ';
+  while (!m.empty() && m.back() == ' ') m.pop_back();
   return m;
 }
 
@@ -66,9 +75,9 @@ FaissIndex FaissIndex::build(const std::string& description, const float* x, int
   try {
     if (!index->is_trained) {
       int64_t m = train_size > 0 ? std::min(train_size, n) : std::min<int64_t>(n, 100000);
-      if (auto* ivf = faiss::try_extract_index_ivf(index.get()); ivf && train_size <= 0)
+      if (auto* ivf = faiss::ivflib::try_extract_index_ivf(index.get()); ivf && train_size <= 0)
         m = std::min<int64_t>(n, std::max<int64_t>(m, 256 * static_cast<int64_t>(ivf->nlist)));
-      if (auto* ivf = faiss::try_extract_index_ivf(index.get());
+      if (auto* ivf = faiss::ivflib::try_extract_index_ivf(index.get());
           ivf && m < static_cast<int64_t>(ivf->nlist))
         fail("FAISS index '{}' needs at least {} training vectors, only {} available; use fewer "
              "lists (e.g. IVF{},Flat) or the exact 'Flat' index", description, ivf->nlist, m,
@@ -109,7 +118,7 @@ void FaissIndex::write(const fs::path& file) const {
 }
 
 bool FaissIndex::supports_param(const std::string& name) const {
-  if (name == "nprobe") return faiss::try_extract_index_ivf(index_.get()) != nullptr;
+  if (name == "nprobe") return faiss::ivflib::try_extract_index_ivf(index_.get()) != nullptr;
   faiss::ParameterSpace ps;
   try {
     // efSearch is accepted only by HNSW indexes (directly or wrapped).
@@ -124,7 +133,7 @@ void FaissIndex::set_search_params(int64_t nprobe, int64_t ef) {
   faiss::ParameterSpace ps;
   try {
     if (nprobe > 0) {
-      if (!faiss::try_extract_index_ivf(index_.get()))
+      if (!faiss::ivflib::try_extract_index_ivf(index_.get()))
         fail("--nprobe applies to IVF indexes only");
       ps.set_index_parameter(index_.get(), "nprobe", static_cast<double>(nprobe));
     }
@@ -149,6 +158,16 @@ int64_t FaissIndex::dim() const { return index_->d; }
 bool FaissIndex::exact() const {
   auto* flat = dynamic_cast<const faiss::IndexFlat*>(index_.get());
   return flat && flat->metric_type == faiss::METRIC_INNER_PRODUCT;
+}
+
+void validate_index_description(const std::string& description, int64_t dim) {
+  try {
+    std::unique_ptr<faiss::Index> probe(faiss::index_factory(
+        static_cast<int>(dim), description.c_str(), faiss::METRIC_INNER_PRODUCT));
+  } catch (const faiss::FaissException& e) {
+    fail("unknown or invalid FAISS index description '{}' for dimension {}: {} (examples: Flat, "
+         "IVF1024,Flat, IVF4096,PQ64, HNSW32)", description, dim, faiss_message(e));
+  }
 }
 
 void exact_search(const float* x, int64_t n, const float* q, int64_t nq, int64_t d, int64_t k,

@@ -40,6 +40,9 @@ class FaissIndex {
   std::unique_ptr<faiss::Index> index_;
 };
 
+// Throws rdm::Error now (before hours of embedding) if FAISS cannot make `description`.
+void validate_index_description(const std::string& description, int64_t dim);
+
 // Exact top-k (inner product) of queries q[nq, d] over x[n, d] (FAISS brute force).
 void exact_search(const float* x, int64_t n, const float* q, int64_t nq, int64_t d, int64_t k,
                   float* scores, int64_t* ids);

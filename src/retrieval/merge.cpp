@@ -96,7 +96,7 @@ BuildReport merge_databases(const MergeOptions& opt) {
   }
   shard_emb.clear();
 
-  fs::create_directories(out);
+  FolderLock lock(out);
   remove_stale_temporaries(out);
   {
     Store store = Store::open(out / kStoreFile, true);

@@ -30,10 +30,10 @@ std::string label_of(const std::string& rel) {
 }
 
 int64_t shard_of(const std::string& rel, int64_t shard_count) {
-  uint64_t h = 1469598103934665603ULL;  // FNV-1a 64
+  uint64_t h = 0xcbf29ce484222325ULL;  // FNV-1a 64
   for (unsigned char c : rel) {
     h ^= c;
-    h *= 1099511628211ULL;
+    h *= 0x100000001b3ULL;
   }
   return static_cast<int64_t>(h % static_cast<uint64_t>(shard_count));
 }

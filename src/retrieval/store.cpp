@@ -16,7 +16,9 @@ struct Store::Impl {
   sqlite3* db = nullptr;
   std::string file;
   mutable std::recursive_mutex mu;  // one connection shared by const readers
+  sqlite3_stmt* insert = nullptr;   // cached INSERT INTO items (bulk imports)
   ~Impl() {
+    if (insert) sqlite3_finalize(insert);
     if (db) sqlite3_close_v2(db);
   }
   [[noreturn]] void error(const std::string& what) const {
@@ -39,7 +41,16 @@ class Stmt {
   Stmt(const Store::Impl& s, const char* sql) : s_(s) {
     if (sqlite3_prepare_v2(s.db, sql, -1, &st_, nullptr) != SQLITE_OK) s.error(sql);
   }
-  ~Stmt() { sqlite3_finalize(st_); }
+  // Borrows a cached statement (reset, not finalized, on scope exit).
+  Stmt(const Store::Impl& s, sqlite3_stmt* cached) : s_(s), st_(cached), owned_(false) {}
+  ~Stmt() {
+    if (owned_) {
+      sqlite3_finalize(st_);
+    } else {
+      sqlite3_reset(st_);
+      sqlite3_clear_bindings(st_);
+    }
+  }
   Stmt& bind(int i, const std::string& v) {
     sqlite3_bind_text(st_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
     return *this;
@@ -86,6 +97,7 @@ class Stmt {
  private:
   const Store::Impl& s_;
   sqlite3_stmt* st_ = nullptr;
+  bool owned_ = true;
 };
 
 StoreItem read_item(const Stmt& st, bool with_embedding) {
@@ -180,9 +192,13 @@ void Store::set_meta(const std::string& key, const std::string& value) {
 
 void Store::insert_item(const StoreItem& it) {
   std::lock_guard lock(impl_->mu);
-  Stmt st(*impl_,
-          "INSERT INTO items(path, hash, width, height, label, orig_id, patch_coords, final_id,"
-          " embedding) VALUES(?,?,?,?,?,?,?,?,?)");
+  if (!impl_->insert &&
+      sqlite3_prepare_v2(impl_->db,
+                         "INSERT INTO items(path, hash, width, height, label, orig_id, patch_coords,"
+                         " final_id, embedding) VALUES(?,?,?,?,?,?,?,?,?)",
+                         -1, &impl_->insert, nullptr) != SQLITE_OK)
+    impl_->error("prepare INSERT");
+  Stmt st(*impl_, impl_->insert);
   if (it.path.empty())
     st.bind_null(1);  // imports: no source file
   else
