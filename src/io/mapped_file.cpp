@@ -43,6 +43,14 @@ std::shared_ptr<MappedFile> MappedFile::open(const std::filesystem::path& path) 
   return m;
 }
 
+void MappedFile::release(const std::uint8_t* p, std::size_t n) const {
+  if (!map_ || p < data_ || p + n > data_ + size_) return;
+  const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const std::uintptr_t b = (reinterpret_cast<std::uintptr_t>(p) + page - 1) / page * page;
+  const std::uintptr_t e = (reinterpret_cast<std::uintptr_t>(p) + n) / page * page;
+  if (e > b) ::madvise(reinterpret_cast<void*>(b), e - b, MADV_DONTNEED);
+}
+
 MappedFile::~MappedFile() {
   if (map_) ::munmap(map_, size_);
 }

@@ -92,8 +92,9 @@ class StorageLoader {
       t = torch::from_blob(const_cast<std::uint8_t*>(ptr), {n}, [keep](void*) mutable { keep.reset(); }, opts);
     } else {
       t = torch::empty({n}, opts);
-      if (ptr) {
+      if (ptr) {  // misaligned record (not written by torch.save): copy, then drop the source pages
         std::memcpy(t.data_ptr(), ptr, numel * itemsize);
+        zip_.file()->release(ptr, static_cast<std::size_t>(numel * itemsize));
       } else {
         const std::string bytes = zip_.read(*e, std::numeric_limits<std::uint64_t>::max());
         std::memcpy(t.data_ptr(), bytes.data(), numel * itemsize);
