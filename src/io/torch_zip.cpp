@@ -197,7 +197,7 @@ const Value* follow(const Value* v, const std::vector<std::string>& path, const 
 }
 
 bool holds_tensors(const Value* v) {
-  if (v->kind != Kind::Dict) return false;
+  if (v->kind != Kind::Dict && v->kind != Kind::Object) return false;
   for (const auto& kv : v->dict)
     if (kv.second->kind == Kind::Tensor) return true;
   return false;
@@ -253,14 +253,16 @@ TensorFile read_torch_zip(const fs::path& path, const TorchZipOptions& opts) {
     sd = follow(root, *opts.state_dict_path, file);
   } else if (holds_tensors(root) || (root->kind == Kind::Dict && root->dict.empty())) {
     sd = root;
-  } else if (const Value* v = root->get("state_dict"); v && v->kind == Kind::Dict) {
+  } else if (const Value* v = root->get("state_dict"); v && (v->kind == Kind::Dict || v->kind == Kind::Object)) {
     sd = v;
     out.metadata["state_dict_path"] = "state_dict";
   } else {
     fail("'{}': cannot find a state dict (no tensors at the top level and no 'state_dict' member; top level: {})",
          file, top_level_summary(root));
   }
-  if (sd->kind != Kind::Dict) fail("'{}': the state dict is a {}, not a dict", file, pickle::kind_name(sd->kind));
+  // A dict, or a placeholder of a dict subclass whose items came from SETITEMS.
+  if (sd->kind != Kind::Dict && !(sd->kind == Kind::Object && !sd->dict.empty()))
+    fail("'{}': the state dict is a {}, not a dict", file, pickle::kind_name(sd->kind));
   std::size_t skipped = 0;
   for (const auto& [k, v] : sd->dict) {
     if (k->kind == Kind::Str && v->kind == Kind::Tensor) add_tensor(out, k->s, v->tensor);

@@ -364,3 +364,17 @@ TEST(TorchZip, ConsumingLoadDoesNotKeepTwoCopies) {
   EXPECT_LT(after - before, 8l << 20) << "loading 24 MiB grew RSS by " << (after - before);
   std::filesystem::remove(path);
 }
+
+TEST(TorchZip, StateDictInAnUnknownDictSubclass) {
+  // {'state_dict': pkg.AttributeDict() + SETITEMS, 'hparams': argparse.Namespace(lr=0.1)}
+  Pickle p;
+  p.empty_dict().mark();
+  p.str("hparams").global("argparse", "Namespace").empty_tuple().newobj().empty_dict().str("lr").real(0.1).setitem().build();
+  p.str("state_dict").global("pkg", "AttributeDict").empty_tuple().newobj().mark();
+  p.str("w").tensor("0", "FloatStorage", 2, 0, {2}, {1}).setitems();
+  p.setitems().stop();
+  auto path = iotest::write("sub.ckpt", iotest::torch_archive("sub", p.b, {{"0", iotest::bytes_of(torch::ones({2}))}}));
+  TensorFile tf = read_torch_zip(path);
+  ASSERT_EQ(tf.order, std::vector<std::string>{"w"});
+  EXPECT_TRUE(torch::equal(tf.tensors.at("w"), torch::ones({2})));
+}
