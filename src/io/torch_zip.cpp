@@ -39,7 +39,7 @@ bool is_torchscript(const ZipArchive& zip) {
 }
 
 namespace {
-constexpr std::uint64_t kMaxPickle = std::uint64_t(1) << 31;  // data.pkl size limit (2 GiB)
+constexpr std::uint64_t kMaxPickle = std::uint64_t(1) << 28;  // data.pkl size limit (256 MiB; real ones are < 1 MiB)
 constexpr int kMaxDepth = 128;
 
 std::string trim(std::string s) {
