@@ -102,16 +102,12 @@ std::string Value::repr(int depth) const {
 }
 
 const Value* Value::get(std::string_view key) const {
-  const Value* d = this;
-  if (kind == Kind::Object) {
-    if (!state || state->kind != Kind::Dict) return nullptr;
-    d = state;
-  } else if (kind != Kind::Dict) {
-    return nullptr;
-  }
-  // Python semantics: the last assignment of a key wins.
-  for (auto it = d->dict.rbegin(); it != d->dict.rend(); ++it)
+  if (kind != Kind::Dict && kind != Kind::Object) return nullptr;
+  // Python semantics: the last assignment of a key wins. Objects: items set by SETITEMS
+  // (dict subclasses such as Lightning's AttributeDict), then BUILD state attributes.
+  for (auto it = dict.rbegin(); it != dict.rend(); ++it)
     if (it->first->kind == Kind::Str && it->first->s == key) return it->second;
+  if (kind == Kind::Object && state && state->kind == Kind::Dict) return state->get(key);
   return nullptr;
 }
 

@@ -4,12 +4,14 @@
 
 #include <chrono>
 #include <set>
+#include <algorithm>
 #include <sstream>
 
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
 #include "rdm/error.hpp"
+#include "rdm/io/mapped_file.hpp"
 
 namespace rdm::io {
 
@@ -45,20 +47,24 @@ void load_impl(torch::nn::Module& module, const StateDict& state, const std::str
                                        shape_str(src->sizes()), shape_str(target.sizes())));
       return;
     }
-    torch::Tensor s = *src;
-    if (target.is_floating_point() != s.is_floating_point()) {
+    if (target.is_floating_point() != src->is_floating_point()) {
       mismatched.push_back(fmt::format("tensor '{}' in '{}' has dtype {}, expected {}", key, file,
-                                       c10::toString(s.scalar_type()), c10::toString(target.scalar_type())));
+                                       c10::toString(src->scalar_type()), c10::toString(target.scalar_type())));
       return;
     }
-    target.copy_(s);
+    target.copy_(*src);
     used.insert(key);
     nparams += target.numel();
     ++ntensors;
     consume(key);
   };
 
-  if (opts.dtype) module.to(*opts.dtype);
+  if (opts.dtype) {  // floating parameters and buffers only (Module::to would cast integer buffers too)
+    for (auto& p : module.named_parameters(true))
+      if (p.value().is_floating_point()) p.value().set_data(p.value().to(*opts.dtype));
+    for (auto& b : module.named_buffers(true))
+      if (b.value().is_floating_point()) b.value().set_data(b.value().to(*opts.dtype));
+  }
   for (auto& p : module.named_parameters(/*recurse=*/true)) fill(p.key(), p.value());
   for (auto& b : module.named_buffers(/*recurse=*/true)) fill(b.key(), b.value());
 
@@ -72,7 +78,9 @@ void load_impl(torch::nn::Module& module, const StateDict& state, const std::str
     auto list = [&](const char* what, const std::vector<std::string>& v) {
       if (v.empty()) return;
       msg << v.size() << " " << what << " (";
-      for (size_t i = 0; i < v.size(); ++i) msg << (i ? ", " : "") << v[i];
+      const size_t shown = std::min<size_t>(v.size(), 20);
+      for (size_t i = 0; i < shown; ++i) msg << (i ? ", " : "") << v[i];
+      if (shown < v.size()) msg << ", ...";
       msg << "); ";
     };
     list("missing keys", missing);
@@ -113,7 +121,14 @@ void load_into_consuming(torch::nn::Module& module, StateDict& state, const std:
       },
       [&](const std::string& k) {
         done.insert(k);
-        state[k] = torch::Tensor();  // drop the source storage now; key kept for the unexpected scan
+        // Drop the source now (key kept for the unexpected scan). When it was the last user of
+        // a memory-mapped storage, give the mapped pages back too: otherwise the file's pages
+        // stay resident beside the model, i.e. two copies.
+        auto it = state.find(k);
+        torch::Tensor t = std::move(it->second);
+        it->second = torch::Tensor();
+        if (t.defined() && t.use_count() == 1 && t.storage().use_count() == 1 && t.storage().data())
+          MappedFile::release_pages(t.storage().data(), t.storage().nbytes());
       });
   for (const auto& k : done) state.erase(k);
 }

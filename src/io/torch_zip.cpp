@@ -39,7 +39,7 @@ bool is_torchscript(const ZipArchive& zip) {
 }
 
 namespace {
-constexpr std::uint64_t kMaxPickle = std::uint64_t(1) << 31;  // data.pkl size limit (2 GiB)
+constexpr std::uint64_t kMaxPickle = std::uint64_t(1) << 28;  // data.pkl size limit (256 MiB; real ones are < 1 MiB)
 constexpr int kMaxDepth = 128;
 
 std::string trim(std::string s) {
@@ -92,8 +92,9 @@ class StorageLoader {
       t = torch::from_blob(const_cast<std::uint8_t*>(ptr), {n}, [keep](void*) mutable { keep.reset(); }, opts);
     } else {
       t = torch::empty({n}, opts);
-      if (ptr) {
+      if (ptr) {  // misaligned record (not written by torch.save): copy, then drop the source pages
         std::memcpy(t.data_ptr(), ptr, numel * itemsize);
+        zip_.file()->release(ptr, static_cast<std::size_t>(numel * itemsize));
       } else {
         const std::string bytes = zip_.read(*e, std::numeric_limits<std::uint64_t>::max());
         std::memcpy(t.data_ptr(), bytes.data(), numel * itemsize);
@@ -196,7 +197,7 @@ const Value* follow(const Value* v, const std::vector<std::string>& path, const 
 }
 
 bool holds_tensors(const Value* v) {
-  if (v->kind != Kind::Dict) return false;
+  if (v->kind != Kind::Dict && v->kind != Kind::Object) return false;
   for (const auto& kv : v->dict)
     if (kv.second->kind == Kind::Tensor) return true;
   return false;
@@ -252,14 +253,16 @@ TensorFile read_torch_zip(const fs::path& path, const TorchZipOptions& opts) {
     sd = follow(root, *opts.state_dict_path, file);
   } else if (holds_tensors(root) || (root->kind == Kind::Dict && root->dict.empty())) {
     sd = root;
-  } else if (const Value* v = root->get("state_dict"); v && v->kind == Kind::Dict) {
+  } else if (const Value* v = root->get("state_dict"); v && (v->kind == Kind::Dict || v->kind == Kind::Object)) {
     sd = v;
     out.metadata["state_dict_path"] = "state_dict";
   } else {
     fail("'{}': cannot find a state dict (no tensors at the top level and no 'state_dict' member; top level: {})",
          file, top_level_summary(root));
   }
-  if (sd->kind != Kind::Dict) fail("'{}': the state dict is a {}, not a dict", file, pickle::kind_name(sd->kind));
+  // A dict, or a placeholder of a dict subclass whose items came from SETITEMS.
+  if (sd->kind != Kind::Dict && !(sd->kind == Kind::Object && !sd->dict.empty()))
+    fail("'{}': the state dict is a {}, not a dict", file, pickle::kind_name(sd->kind));
   std::size_t skipped = 0;
   for (const auto& [k, v] : sd->dict) {
     if (k->kind == Kind::Str && v->kind == Kind::Tensor) add_tensor(out, k->s, v->tensor);

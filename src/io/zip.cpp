@@ -77,7 +77,6 @@ ZipArchive ZipArchive::open(std::shared_ptr<const MappedFile> file) {
   if (count > cd_size / 46) fail("'{}': central directory claims {} entries in {} bytes", name, count, cd_size);
 
   z.entries_.reserve(static_cast<std::size_t>(count));
-  std::unordered_set<std::string> names;
   std::uint64_t p = cd_off;
   const std::uint64_t cd_end = cd_off + cd_size;
   for (std::uint64_t k = 0; k < count; ++k) {
@@ -123,7 +122,7 @@ ZipArchive ZipArchive::open(std::shared_ptr<const MappedFile> file) {
            en.method);
     if (en.method == 0 && en.compressed_size != en.uncompressed_size)
       fail("'{}': stored member '{}' has different compressed and uncompressed sizes", name, en.name);
-    if (!names.insert(en.name).second) fail("'{}': member '{}' appears twice", name, en.name);
+    if (!z.index_.emplace(en.name, z.entries_.size()).second) fail("'{}': member '{}' appears twice", name, en.name);
     // Local header: its own name/extra lengths decide where the data starts.
     const std::uint64_t h = en.header_offset;
     if (h > cd_off || cd_off - h < 30 || rd(d + h, 4) != kLocalSig)
@@ -146,9 +145,8 @@ ZipArchive ZipArchive::open(std::shared_ptr<const MappedFile> file) {
 }
 
 const ZipArchive::Entry* ZipArchive::find(const std::string& name) const {
-  for (const auto& e : entries_)
-    if (e.name == name) return &e;
-  return nullptr;
+  auto it = index_.find(name);
+  return it == index_.end() ? nullptr : &entries_[it->second];
 }
 
 const std::uint8_t* ZipArchive::stored_data(const Entry& e) const {

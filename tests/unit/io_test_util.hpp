@@ -29,6 +29,14 @@ inline fs::path write(const std::string& name, const std::string& bytes) {
   return p;
 }
 
+// Resident set size of this process, bytes.
+inline long rss_bytes() {
+  std::ifstream f("/proc/self/statm");
+  long pages = 0, res = 0;
+  f >> pages >> res;
+  return res * ::sysconf(_SC_PAGESIZE);
+}
+
 inline std::string le(std::uint64_t v, int n) {
   std::string s;
   for (int k = 0; k < n; ++k) s.push_back(static_cast<char>((v >> (8 * k)) & 0xff));

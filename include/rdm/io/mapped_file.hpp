@@ -19,6 +19,13 @@ class MappedFile {
   const std::uint8_t* data() const { return data_; }
   std::size_t size() const { return size_; }
   const std::filesystem::path& path() const { return path_; }
+  // Drops the resident pages lying wholly inside [p, p+n) (after their bytes were copied
+  // elsewhere), so that a copied range does not stay in memory twice. Pages are read back
+  // from the file if touched again. Never call it on a range a tensor still aliases.
+  void release(const std::uint8_t* p, std::size_t n) const;
+  // Same for any live MappedFile that contains [p, p+n); no-op for other memory. Used by the
+  // consuming loader once a tensor aliasing a mapping has been copied and dropped.
+  static void release_pages(const void* p, std::size_t n);
 
  private:
   MappedFile() = default;

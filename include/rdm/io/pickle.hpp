@@ -54,8 +54,8 @@ class Document {
 };
 
 struct Limits {
-  std::size_t max_values = std::size_t(1) << 26;   // values allocated
-  std::size_t max_memo = std::size_t(1) << 24;     // memo entries
+  std::size_t max_values = std::size_t(1) << 22;   // values allocated (~150 bytes each)
+  std::size_t max_memo = std::size_t(1) << 22;     // memo entries
   std::size_t max_tensor_dims = 64;
 };
 

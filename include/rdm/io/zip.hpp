@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -47,6 +48,7 @@ class ZipArchive {
  private:
   std::shared_ptr<const MappedFile> file_;
   std::vector<Entry> entries_;
+  std::unordered_map<std::string, std::size_t> index_;  // name -> entries_ position
 };
 
 // True when `path` starts with a ZIP local-header or end-of-central-directory signature.
