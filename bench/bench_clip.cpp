@@ -134,10 +134,10 @@ void BM_EncodeImage_ViTL14(benchmark::State& st) {
 }
 }  // namespace
 
-BENCHMARK(BM_Tokenize10k_WarmCache)->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_Tokenize10k_ColdCache)->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_EncodeText_ViTL14)->Arg(8)->Unit(benchmark::kMillisecond)->MinTime(2.0);
-BENCHMARK(BM_EncodeImage_ViTL14)->Arg(2)->Unit(benchmark::kMillisecond)->MinTime(2.0);
+BENCHMARK(BM_Tokenize10k_WarmCache)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_Tokenize10k_ColdCache)->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_EncodeText_ViTL14)->Arg(8)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
+BENCHMARK(BM_EncodeImage_ViTL14)->Arg(2)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
 
 int main(int argc, char** argv) {
   if (const char* t = std::getenv("RDM_THREADS")) at::set_num_threads(std::atoi(t));

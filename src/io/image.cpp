@@ -4,6 +4,7 @@
 //   RGB 8/16 -> "RGB" (16 bit: high byte); palette 1..8 bit -> "P" (+ PLTE); grey+alpha 8 -> "LA";
 //   grey+alpha 16 -> "RGBA" (grey replicated, high bytes); RGBA 8/16 -> "RGBA".
 //   tRNS and gamma chunks are ignored, as Pillow's resize and convert("RGB") ignore them.
+// BMP with 1/4/8-bit palettes: read directly (Pillow keeps them as P, or 1/L for grey ramps).
 // Other formats: OpenCV imdecode with IMREAD_UNCHANGED | IMREAD_IGNORE_ORIENTATION; 1 channel
 // -> "L", 3 -> "RGB", 4 -> "RGBA"; 16-bit data keeps the high byte.
 #include "rdm/io/image.hpp"
@@ -219,6 +220,63 @@ Image decode_png(const fs::path& p, const std::string& data, int64_t max_pixels)
   return img;
 }
 
+// Uncompressed 1/4/8-bit BMP, decoded like Pillow 9.4's BmpImagePlugin: a palette that is
+// exactly the grey ramp (0, 255 for two colours) gives mode "1" / "L" (raw indices), any other
+// palette gives mode "P". Returns false for every other BMP (OpenCV decodes those).
+bool decode_bmp_palette(const fs::path& p, const std::string& d, Image& img) {
+  auto u = reinterpret_cast<const unsigned char*>(d.data());
+  const size_t n = d.size();
+  if (n < 26 || u[0] != 'B' || u[1] != 'M') return false;
+  const uint32_t offset = le32(u + 10), hs = le32(u + 14);
+  int64_t w, h;
+  int bits, entry;
+  uint32_t colors = 0;
+  if (hs == 12) {
+    w = le16(u + 18), h = static_cast<int16_t>(le16(u + 20)), bits = le16(u + 24), entry = 3;
+  } else if (hs >= 40 && n >= 54) {
+    w = static_cast<int32_t>(le32(u + 18)), h = static_cast<int32_t>(le32(u + 22)), bits = le16(u + 28), entry = 4;
+    if (le32(u + 30) != 0) return false;  // compressed: OpenCV
+    colors = le32(u + 46);
+  } else {
+    return false;
+  }
+  if (bits != 1 && bits != 4 && bits != 8) return false;
+  if (colors == 0 || colors > (1u << bits)) colors = 1u << bits;
+  const bool top_down = h < 0;
+  h = h < 0 ? -h : h;
+  if (w <= 0 || h <= 0) fail("image '{}': invalid BMP size {}x{}", p.string(), w, h);
+  const size_t pal_at = 14 + hs, stride = static_cast<size_t>((w * bits + 31) / 32) * 4;
+  if (pal_at + size_t(colors) * entry > n || offset > n || offset + stride * size_t(h) > n)
+    fail("image '{}': truncated BMP", p.string());
+  bool grey = true;
+  for (uint32_t i = 0; i < colors; ++i) {
+    const unsigned char* e = u + pal_at + size_t(i) * entry;
+    const unsigned v = colors == 2 ? (i ? 255u : 0u) : i;
+    if (e[0] != v || e[1] != v || e[2] != v) grey = false;
+  }
+  img.width = static_cast<int>(w);
+  img.height = static_cast<int>(h);
+  img.format = "BMP";
+  img.mode = grey ? (colors == 2 ? ImageMode::One : ImageMode::L) : ImageMode::P;
+  img.pixels.resize(size_t(w) * size_t(h));
+  for (int64_t y = 0; y < h; ++y) {
+    const unsigned char* row = u + offset + stride * size_t(top_down ? y : h - 1 - y);
+    for (int64_t x = 0; x < w; ++x) {
+      const size_t bit = size_t(x) * bits;
+      const unsigned v = (row[bit / 8] >> (8 - bits - bit % 8)) & ((1u << bits) - 1);
+      img.pixels[size_t(y) * w + x] = static_cast<uint8_t>(img.mode == ImageMode::One ? (v ? 255 : 0) : v);
+    }
+  }
+  if (img.mode == ImageMode::P) {
+    img.palette.assign(256 * 3, 0);
+    for (uint32_t i = 0; i < colors; ++i) {
+      const unsigned char* e = u + pal_at + size_t(i) * entry;
+      img.palette[3 * i] = e[2], img.palette[3 * i + 1] = e[1], img.palette[3 * i + 2] = e[0];
+    }
+  }
+  return true;
+}
+
 Image decode_opencv(const fs::path& p, const std::string& data, int64_t max_pixels) {
   cv::Mat buf(1, static_cast<int>(data.size()), CV_8U, const_cast<char*>(data.data()));
   cv::Mat m;
@@ -272,6 +330,7 @@ Image read_image(const fs::path& path, int64_t max_pixels) {
   auto [w, h] = probe_bytes(data);
   if (w >= 0) check_size(path, w, h, max_pixels);
   if (data.size() >= 8 && std::memcmp(data.data(), "\x89PNG\r\n\x1a\n", 8) == 0) return decode_png(path, data, max_pixels);
+  if (Image bmp; decode_bmp_palette(path, data, bmp)) return bmp;
   Image img = decode_opencv(path, data, max_pixels);
   if (data.size() >= 3 && static_cast<unsigned char>(data[0]) == 0xFF && static_cast<unsigned char>(data[1]) == 0xD8) img.format = "JPEG";
   else if (data.size() >= 12 && data.compare(8, 4, "WEBP") == 0) img.format = "WEBP";

@@ -163,6 +163,25 @@ TEST(ClipPreprocess, PngModesLikePillow) {
   fs::remove_all(d);
 }
 
+TEST(ClipPreprocess, PaletteBmpKeepsModeP) {
+  // 8-bit BMP, 3x2, bottom-up rows padded to 4 bytes, palette of 3 BGRX entries
+  std::string b = "BM";
+  auto le = [&](uint32_t v, int n) {
+    for (int i = 0; i < n; ++i) b.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
+  };
+  const uint32_t off = 14 + 40 + 3 * 4;
+  le(off + 8, 4), le(0, 4), le(off, 4);
+  le(40, 4), le(3, 4), le(2, 4), le(1, 2), le(8, 2), le(0, 4), le(8, 4), le(0, 4), le(0, 4), le(3, 4), le(0, 4);
+  b += std::string("\x00\x00\xff\x00\x00\xff\x00\x00\xff\x00\x00\x00", 12);  // red, green, blue
+  b += std::string("\x02\x02\x02\x00\x00\x01\x02\x00", 8);                      // bottom row, top row
+  const fs::path d = tmpdir();
+  auto im = rdm::io::read_image(write(d / "p.bmp", b));
+  EXPECT_EQ(im.mode, ImageMode::P);
+  EXPECT_EQ(im.pixels, (std::vector<uint8_t>{0, 1, 2, 2, 2, 2}));
+  EXPECT_EQ(rdm::io::to_rgb(im).pixels[0], 255);  // index 0 = red
+  fs::remove_all(d);
+}
+
 TEST(ClipPreprocess, DecodingErrors) {
   const fs::path d = tmpdir();
   EXPECT_THROW(rdm::io::read_image(d / "missing.png"), rdm::Error);

@@ -34,8 +34,9 @@ struct ClipConfig {
   int64_t transformer_layers = 12;
 
   // The arguments of clip.model.CLIP as JSON (plus optional `vision_heads`); missing head
-  // counts default to width / 64 like the reference. Unknown keys are ignored only if they
-  // are the derived values the goldens carry (vision_grid); others -> rdm::Error.
+  // counts default to width / 64 like the reference. Derived keys (vision_grid, architecture,
+  // layernorm_eps, activation) are checked; other unknown keys are logged and ignored.
+  // A Hugging Face config (text_config / vision_config) is accepted too.
   static ClipConfig from_json(const nlohmann::json& j);
   // Hugging Face CLIPConfig (config.json with text_config / vision_config).
   static ClipConfig from_hf_json(const nlohmann::json& j);
@@ -76,8 +77,9 @@ class ClipModel {
   torch::Tensor logits_per_image(const torch::Tensor& pixels, const torch::Tensor& tokens) const;
 
   const ClipConfig& config() const;
-  // "ViT-L/14" for OpenAI's architecture, else "ViT-<W>w<L>l/<P>@<R>-text<W>w<L>l-d<D>";
-  // followed by ":" and the first 12 hex digits of a hash of the weights.
+  // "ViT-L/14" for OpenAI's architecture, else "ViT-<W>x<L>/<P>@<R>-text<W>x<L>-d<D>";
+  // followed by ":" and 12 hex digits of an FNV-1a hash of a few weight tensors (as float32),
+  // so the same weights give the same identity in any file format.
   std::string identity() const;
   torch::Device device() const;
   torch::Dtype dtype() const;
