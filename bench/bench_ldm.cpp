@@ -10,6 +10,7 @@
 //   ./build/bench_ldm --benchmark_filter=UNet --benchmark_min_time=1
 #include <benchmark/benchmark.h>
 #include <sys/resource.h>
+#include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/torch.h>
 
 #include <cstdlib>
@@ -142,9 +143,29 @@ void BM_DecodeKL768(benchmark::State& state) {
   state.counters["peak_rss_mb"] = peak_rss_mb();
 }
 
+// RDM_BENCH_PROFILE=trace.json: instead of benchmarking, profile one UNet step (chrome trace).
+void profile_unet_step(const std::string& path) {
+  at::set_num_threads(bench_threads());
+  UNetFixture& f = unet_fixture();
+  c10::InferenceMode guard;
+  f.model->forward(f.x, f.t, f.ctx);  // warm-up
+  torch::autograd::profiler::RecordProfile prof(path);
+  f.model->forward(f.x, f.t, f.ctx);
+}
+
 // Args: {threads: 0 = one thread, 1 = RDM_BENCH_THREADS}, {precision: 0 fp32, 1 bf16}.
 BENCHMARK(BM_UNetStep)->Args({0, 0})->Args({1, 0})->Args({1, 1})->Iterations(2)->Unit(benchmark::kSecond)->UseRealTime();
 BENCHMARK(BM_DecodeKL768)->Args({0, 0})->Args({1, 0})->Args({1, 1})->Iterations(2)->Unit(benchmark::kSecond)->UseRealTime();
 }  // namespace
 
-BENCHMARK_MAIN();
+int main(int argc, char** argv) {
+  if (const char* p = std::getenv("RDM_BENCH_PROFILE")) {
+    profile_unet_step(p);
+    return 0;
+  }
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -32,9 +32,9 @@ inline void put(Capture* capture, const std::string& path, const std::string& na
   if (capture) (*capture)[path.empty() ? name : path + "." + name] = t;
 }
 
-// Bytes of one score matrix slice kept below this (the reference materialises all heads at
-// once: (B*heads) x N x M floats, 594 MB for the RDM's 48x48 level at batch 2).
-constexpr int64_t kSliceBytes = int64_t(64) << 20;
+// Default bytes of one score-matrix slice: below glibc's largest mmap threshold (32 MB), so the
+// buffers are reused from the heap instead of being mapped and faulted in at every call.
+constexpr int64_t kSliceBytes = int64_t(16) << 20;
 
 // FeedForward's `project_in` without GLU: Sequential(Linear, GELU) nested in `net` (a Sequential
 // cannot hold a plain Sequential; this one has a concrete forward).
@@ -49,7 +49,7 @@ void set_attention_kernel(AttentionKernel k) { kernel_setting().store(k); }
 AttentionKernel attention_kernel() { return kernel_setting().load(); }
 
 torch::Tensor scaled_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                               double scale) {
+                               double scale, int64_t slice_bytes) {
   TORCH_CHECK(q.dim() == 3 && k.dim() == 3 && v.dim() == 3, "scaled_attention: expected 3-d q, k, v");
   const AttentionKernel kind = attention_kernel();
 #if TORCH_VERSION_MAJOR >= 2
@@ -62,20 +62,20 @@ torch::Tensor scaled_attention(const torch::Tensor& q, const torch::Tensor& k, c
   if (kind == AttentionKernel::Fused)
     throw Unsupported("fused attention needs LibTorch >= 2.0 (this build has " TORCH_VERSION ")");
 #endif
-  // Explicit path, the reference's operations: sim = (q k^T) * scale; softmax over keys; sim v.
+  // Explicit path, the reference's operations: sim = (q k^T) * scale (the scale applied to the
+  // finished dot products, as alpha of the same GEMM); softmax over keys; sim v.
   const int64_t bh = q.size(0), n = q.size(1), m = k.size(1);
+  if (slice_bytes <= 0) slice_bytes = kSliceBytes;
   const int64_t per = std::max<int64_t>(1, n * m * static_cast<int64_t>(q.element_size()));
-  const int64_t step = std::clamp<int64_t>(kSliceBytes / per, 1, bh);
-  if (step >= bh) {
-    torch::Tensor sim = at::bmm(q, k.transpose(1, 2)).mul_(scale);
-    return at::bmm(sim.softmax(-1), v);
-  }
+  const int64_t step = std::clamp<int64_t>(slice_bytes / per, 1, bh);
   torch::Tensor out = at::empty({bh, n, v.size(2)}, q.options());
+  torch::Tensor sim = at::empty({step, n, m}, q.options());
   for (int64_t i = 0; i < bh; i += step) {
     const int64_t len = std::min(step, bh - i);
-    torch::Tensor sim = at::bmm(q.narrow(0, i, len), k.narrow(0, i, len).transpose(1, 2)).mul_(scale);
+    torch::Tensor s = sim.narrow(0, 0, len);
+    s.baddbmm_(q.narrow(0, i, len), k.narrow(0, i, len).transpose(1, 2), /*beta=*/0.0, /*alpha=*/scale);
     torch::Tensor o = out.narrow(0, i, len);
-    at::bmm_out(o, sim.softmax(-1), v.narrow(0, i, len));
+    at::bmm_out(o, s.softmax(-1), v.narrow(0, i, len));
   }
   return out;
 }
