@@ -48,6 +48,7 @@ torch::Tensor ddim_sample(const EpsFn& eps, torch::Tensor x, const Schedule& sch
   if (!eps) fail("DDIM: no model function");
   if (!x.defined() || x.dim() < 2) fail("DDIM: x_T must be a batch of latents");
   if (!(opts.eta >= 0)) fail("DDIM: eta must be >= 0, got {}", opts.eta);
+  if (x.scalar_type() != torch::kFloat64) x = x.to(torch::kFloat32);
   const auto timesteps = sampler_timesteps(opts, schedule.num_timesteps);
   const DdimParams p = make_ddim_params(schedule.alphas_cumprod, timesteps, opts.eta);
   const int64_t total = p.size();
@@ -65,7 +66,11 @@ torch::Tensor ddim_sample(const EpsFn& eps, torch::Tensor x, const Schedule& sch
     const int64_t index = total - i - 1;
     const int64_t step = timesteps[index];
     const auto ts = torch::full({b}, step, torch::TensorOptions().dtype(torch::kInt64).device(x.device()));
-    const auto e_t = eps(x, ts);
+    if (tr) {
+      tr->call_x.push_back(x);
+      tr->call_t.push_back(step);
+    }
+    const auto e_t = eps(x, ts).to(x.scalar_type());
     TORCH_CHECK(e_t.sizes() == x.sizes(), "DDIM: the model returned shape ", e_t.sizes(), " for a latent of shape ",
                 x.sizes());
     // noise_like(x.shape) is drawn at every step (also when sigma = 0), as the reference.

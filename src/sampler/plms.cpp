@@ -15,6 +15,7 @@ torch::Tensor plms_sample(const EpsFn& eps, torch::Tensor x, const Schedule& sch
   if (!eps) fail("PLMS: no model function");
   if (opts.eta != 0) fail("PLMS: eta must be 0 (ddim_eta must be 0 for PLMS), got {}", opts.eta);
   if (!x.defined() || x.dim() < 2) fail("PLMS: x_T must be a batch of latents");
+  if (x.scalar_type() != torch::kFloat64) x = x.to(torch::kFloat32);
   const auto timesteps = sampler_timesteps(opts, schedule.num_timesteps);
   const DdimParams p = make_ddim_params(schedule.alphas_cumprod, timesteps, 0.0);
   const int64_t total = p.size();
@@ -30,6 +31,10 @@ torch::Tensor plms_sample(const EpsFn& eps, torch::Tensor x, const Schedule& sch
     tr->ddim_timesteps = timesteps;
   }
   auto call = [&](const torch::Tensor& xx, const torch::Tensor& t) {
+    if (tr) {
+      tr->call_x.push_back(xx);
+      tr->call_t.push_back(t[0].item<int64_t>());
+    }
     auto e = eps(xx, t);
     TORCH_CHECK(e.sizes() == xx.sizes(), "PLMS: the model returned shape ", e.sizes(), " for a latent of shape ",
                 xx.sizes());

@@ -4,6 +4,9 @@
 #include "rdm/sampler/schedule.hpp"
 
 #include <cmath>
+#include <mutex>
+#include <set>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
@@ -230,8 +233,15 @@ std::vector<int64_t> make_ddim_timesteps(const std::string& method, int64_t S, i
   // (exactly the cases where the reference runs S steps without failing).
   std::vector<int64_t> out;
   for (int64_t i = 0; i < S; ++i) out.push_back(i * T / S + 1);
-  // Say where the reference would do something else.
+  // Say where the reference would do something else (once per step count and schedule length).
   const auto ref = make_ddim_timesteps_reference(method, S, T);
+  if (ref == out) return out;
+  {
+    static std::mutex mu;
+    static std::set<std::pair<int64_t, int64_t>> warned;
+    std::lock_guard<std::mutex> lock(mu);
+    if (!warned.insert({S, T}).second) return out;
+  }
   if (ref.back() >= T) {
     spdlog::warn(
         "DDIM: with {} steps the reference sampler selects timesteps {} and fails (IndexError: index {} is "

@@ -1,11 +1,19 @@
 // Selftest kinds of the schedule and the samplers: schedule, ddim_timesteps, ddim_schedule,
 // sampler_ddim, sampler_plms. Everything (schedule constants, step counts, eta, guidance scale,
 // tensor names, shapes) comes from the case; nothing about a golden set is hard-coded.
+#include <cmath>
 #include <regex>
+
+#include <ATen/CPUGeneratorImpl.h>
 
 #include <torch/torch.h>
 
 #include "rdm/error.hpp"
+#include "rdm/io/state_dict.hpp"
+#include "rdm/latent_diffusion.hpp"
+#include "rdm/sampler/ddim.hpp"
+#include "rdm/sampler/guidance.hpp"
+#include "rdm/sampler/plms.hpp"
 #include "rdm/sampler/schedule.hpp"
 #include "selftest/kinds.hpp"
 
@@ -82,7 +90,132 @@ void run_ddim_schedule(const Case& c, Report& r) {
   }
 }
 
-void run_sampler_ddim(const Case&, Report&) { throw Unsupported("kind 'sampler_ddim' needs LatentDiffusion (not merged yet)"); }
-void run_sampler_plms(const Case&, Report&) { throw Unsupported("kind 'sampler_plms' needs LatentDiffusion (not merged yet)"); }
+namespace {
+
+// What the model function saw and returned, per call (optional outputs call<j>/*).
+struct CallLog {
+  std::vector<torch::Tensor> x_in, t_in, model_out, e_t_guided;
+};
+
+// DDIMSampler.sample / PLMSSampler.sample as knn2img runs them (EMA weights, classifier-free
+// guidance with one doubled batch), then the first-stage decode and the uint8 conversion.
+void run_sampler_case(const Case& c, Report& r, bool plms) {
+  const json& p = c.params();
+  const json& model = c.j().at("model");
+  const std::string dtype = model.value("compute_dtype", std::string("float32"));
+  if (dtype != "float32") throw Unsupported("sampler case with compute_dtype '" + dtype + "'");
+  if (p.value("noise_dropout", 0.0) != 0.0) throw Unsupported("sampler case with noise_dropout > 0");
+  const std::string order = p.value("guidance_batch_order", std::string("uncond_first"));
+  if (order != "uncond_first") throw Unsupported("guidance_batch_order '" + order + "'");
+
+  // 1. The model: LatentDiffusion from the case's config and weights.
+  const LdmConfig cfg = LdmConfig::from_json(c.model_config(), "model.config");
+  const json& wspec = model.at("weights");
+  const std::string wfile = wspec.at("file").get<std::string>();
+  if (!wspec.value("prefix", std::string()).empty()) throw Unsupported("sampler case with a weights prefix");
+  LoadSpec ls;
+  ls.use_ema = model.value("use_ema", false);
+  ls.strict_schedule = true;
+  io::TensorFile tf = io::read_tensor_file(c.path(wfile));
+  if (ls.use_ema && !io::has_ema(tf.tensors)) fail("case '{}': use_ema but '{}' has no model_ema.* entries", c.id(), wfile);
+  const LatentDiffusion ld = LatentDiffusion::from_state_dict(std::move(tf.tensors), cfg, ls, wfile);
+  const Schedule& schedule = ld.schedule();
+  if (schedule.num_timesteps != param<int64_t>(c, "num_timesteps"))
+    r.mismatch("num_timesteps", fmt::format("model has {} timesteps, case says {}", schedule.num_timesteps,
+                                            param<int64_t>(c, "num_timesteps")));
+  if (p.contains("scale_factor") && std::abs(ld.scale_factor() - param<double>(c, "scale_factor")) > 0)
+    r.mismatch("scale_factor", fmt::format("model scale_factor {}, case says {}", ld.scale_factor(),
+                                           param<double>(c, "scale_factor")));
+
+  // 2. Conditioning and guidance.
+  const auto x_T = c.input("x_T");
+  const auto cond = c.input("c");
+  const auto uc = c.j().at("inputs").contains("uc") ? c.input("uc") : torch::Tensor();
+  CallLog log;
+  ModelFn model_fn = [&](const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& ctx) {
+    auto out = ld.apply_model(x, t, ctx);
+    log.x_in.push_back(x);
+    log.t_in.push_back(t);
+    log.model_out.push_back(out);
+    return out;
+  };
+  const EpsFn guided = classifier_free_guidance(model_fn, cond, uc, param<double>(c, "guidance_scale"));
+  const EpsFn eps = [&](const torch::Tensor& x, const torch::Tensor& t) {
+    auto e = guided(x, t);
+    log.e_t_guided.push_back(e);
+    return e;
+  };
+
+  // 3. Sampling with the reference's timesteps (the case states how many steps that runs).
+  SamplerTrace trace;
+  SamplerOptions opt;
+  opt.steps = param<int>(c, "ddim_steps");
+  opt.eta = param<double>(c, "eta");
+  opt.discretize = param<std::string>(c, "discretize");
+  opt.temperature = p.value("temperature", 1.0);
+  opt.reference_timesteps = true;
+  opt.trace = &trace;
+  if (opt.eta > 0) opt.noise = [&](int i) { return c.input("step" + std::to_string(i) + "/noise"); };
+  auto gen = at::detail::createCPUGenerator(0);  // only moves when no noise is injected (eta = 0)
+  opt.generator = gen;
+  const auto samples = plms ? plms_sample(eps, x_T, schedule, opt) : ddim_sample(eps, x_T, schedule, opt);
+
+  const int64_t steps = static_cast<int64_t>(trace.x_prev.size());
+  if (p.contains("num_steps") && steps != param<int64_t>(c, "num_steps"))
+    r.mismatch("num_steps", fmt::format("ran {} steps, the reference {}", steps, param<int64_t>(c, "num_steps")));
+  if (p.contains("num_model_calls") && trace.model_calls != param<int64_t>(c, "num_model_calls"))
+    r.mismatch("num_model_calls",
+               fmt::format("{} model calls, the reference {}", trace.model_calls, param<int64_t>(c, "num_model_calls")));
+
+  // 4. Decode as knn2img.
+  torch::Tensor z_over, image, image01, u8;
+  if (p.value("decode", true)) {
+    z_over = (1.0 / ld.scale_factor()) * samples;
+    image = ld.decode_first_stage(samples);
+    image01 = torch::clamp((image + 1.0) / 2.0, 0.0, 1.0);
+    u8 = (255. * image01.permute({0, 2, 3, 1})).to(torch::kUInt8);  // astype(uint8): truncation
+  }
+
+  // 5. Outputs, by role.
+  static const std::regex step_re(R"(step(\d+)/(x_prev|pred_x0|e_t))");
+  static const std::regex call_re(R"(call(\d+)/(x_in|t_in|model_out|e_t_guided))");
+  for (const auto& [role, spec] : c.j().at("outputs").items()) {
+    std::smatch m;
+    if (role == "ddim_timesteps") r.check(role, i64(trace.ddim_timesteps));
+    else if (role == "sampling_timesteps_in_order") r.check(role, i64(trace.sampling_timesteps_in_order));
+    else if (role == "step_index") r.check(role, i64(trace.step_index));
+    else if (role == "samples") r.check(role, samples);
+    else if (std::regex_match(role, m, step_re)) {
+      const size_t i = std::stoul(m[1].str());
+      const auto& v = m[2] == "x_prev" ? trace.x_prev : m[2] == "pred_x0" ? trace.pred_x0 : trace.e_t;
+      if (i >= v.size()) r.mismatch(role, fmt::format("only {} steps ran", v.size()));
+      else r.check(role, v[i]);
+    } else if (role.rfind("decode/", 0) == 0) {
+      if (!image.defined()) r.mismatch(role, "params.decode is false");
+      else if (role == "decode/z_over_scale_factor") r.check(role, z_over);
+      else if (role == "decode/image") r.check(role, image);
+      else if (role == "decode/image01") r.check(role, image01);
+      else if (role == "decode/uint8_hwc") r.check(role, u8);
+      else r.mismatch(role, "unknown output role");
+    } else {
+      r.mismatch(role, "unknown output role");
+    }
+  }
+  if (c.j().contains("optional_outputs"))
+    for (const auto& [role, spec] : c.j().at("optional_outputs").items()) {
+      std::smatch m;
+      if (!std::regex_match(role, m, call_re)) continue;
+      const size_t j = std::stoul(m[1].str());
+      const auto& v = m[2] == "x_in" ? log.x_in : m[2] == "t_in" ? log.t_in
+                      : m[2] == "model_out" ? log.model_out : log.e_t_guided;
+      if (j >= v.size()) r.mismatch(role, fmt::format("only {} model calls", v.size()));
+      else r.check_optional(role, v[j]);
+    }
+}
+
+}  // namespace
+
+void run_sampler_ddim(const Case& c, Report& r) { run_sampler_case(c, r, /*plms=*/false); }
+void run_sampler_plms(const Case& c, Report& r) { run_sampler_case(c, r, /*plms=*/true); }
 
 }  // namespace rdm::selftest

@@ -124,6 +124,13 @@ void run_case(const json& cs, const fs::path& dir, bool plms) {
     EXPECT_TRUE(close(trace.pred_x0[i], t.at(s + "pred_x0"))) << cs.at("id") << " " << s << "pred_x0";
     if (t.count(s + "e_t")) EXPECT_TRUE(close(trace.e_t[i], t.at(s + "e_t"))) << cs.at("id") << " " << s << "e_t";
   }
+  ASSERT_EQ(trace.call_x.size(), static_cast<size_t>(replay->calls));
+  for (size_t j = 0; j < trace.call_x.size(); ++j) {
+    const std::string k = "call" + std::to_string(j) + "/";
+    const int64_t b = trace.call_x[j].size(0);
+    EXPECT_EQ(trace.call_t[j], t.at(k + "t_in")[0].item<int64_t>()) << k;
+    EXPECT_TRUE(close(trace.call_x[j], t.at(k + "x_in").slice(0, 0, b))) << k;
+  }
   for (size_t j = 0; j < guided.size(); ++j) {
     const std::string k = "call" + std::to_string(j) + "/e_t_guided";
     EXPECT_TRUE(close(guided[j], t.at(k))) << cs.at("id") << " " << k;

@@ -28,6 +28,8 @@ struct SamplerTrace {
   std::vector<torch::Tensor> e_t;                    // eps of each step (PLMS: the first call's,
                                                      // as it enters the history)
   int64_t model_calls = 0;                           // number of EpsFn calls
+  std::vector<torch::Tensor> call_x;                 // per EpsFn call: the latent passed in
+  std::vector<int64_t> call_t;                       // per EpsFn call: its timestep
 };
 
 struct SamplerOptions {
@@ -60,7 +62,9 @@ DdimStep ddim_step(const torch::Tensor& x, const torch::Tensor& e_t, const DdimP
                    const torch::Tensor& noise, double temperature = 1.0);
 
 // DDIMSampler.sample(S = opts.steps, eta = opts.eta, x_T = x_T) with the conditioning inside
-// `eps`. Returns the final latent.
+// `eps`. Returns the final latent. The sampler arithmetic runs in float32 as the reference's
+// (a float16/bfloat16 x_T is converted; float64 stays float64); eps values are cast to it.
+// With noise drawn from `generator`, the generator must live on x_T's device.
 torch::Tensor ddim_sample(const EpsFn& eps, torch::Tensor x_T, const Schedule& schedule, const SamplerOptions& opts,
                           const ProgressFn& progress = {});
 

@@ -81,7 +81,8 @@ std::vector<int64_t> make_ddim_timesteps_reference(const std::string& method, in
 // i < S (evenly spread over [1, T)), which equals the reference whenever S divides T — exactly
 // the cases where the reference runs S steps and works. Where the reference runs another number
 // of steps (S = 7 runs 8 for T = 1000) or fails with an IndexError (S = 3, 9, 27, 37, 111, ...:
-// its list reaches T) this logs a warning saying what the reference would do and what rdm does.
+// its list reaches T) this logs a warning (once per S and T) saying what the reference would do
+// and what rdm does.
 // 'quad' as the reference (checked < T). S must lie in [1, T-1] (S = T fails in the reference).
 std::vector<int64_t> make_ddim_timesteps(const std::string& method, int64_t num_ddim_timesteps,
                                          int64_t num_ddpm_timesteps);
