@@ -53,7 +53,7 @@ FaissIndex& index(int64_t n, bool approx) {
   if (!p) {
     std::string desc = approx ? ivfpq(n) : "Flat";
     p = std::make_unique<FaissIndex>(
-        FaissIndex::build(desc, data(n).data(), n, kDim, std::min<int64_t>(n, 50000), 7));
+        FaissIndex::build(desc, data(n).data(), n, kDim, std::min<int64_t>(n, 20000), 7));
     if (approx) {
       int64_t nlist = std::stoll(desc.substr(3));
       p->set_search_params(std::max<int64_t>(1, nlist / 8), 0);
