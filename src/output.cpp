@@ -70,17 +70,22 @@ fs::path next_image_path(const fs::path& dir, const std::string& slug, uint64_t 
 }
 
 void write_image_with_record(const fs::path& png, const io::RgbImage& image, const json& record, bool sidecar,
-                             bool overwrite) {
+                             bool overwrite, bool png_timings) {
   fs::path side = png;
   side.replace_extension(".json");
   if (!overwrite) {
     if (fs::exists(png)) fail("'{}' exists; pass --overwrite to replace it", png.string());
     if (sidecar && fs::exists(side)) fail("'{}' exists; pass --overwrite to replace it", side.string());
   }
-  json rec = record;
-  rec["file"] = png.filename().string();
-  io::write_png(png, image, {{"parameters", parameters_text(rec)}, {"rdm", rec.dump()}});
-  if (sidecar) io::write_file_atomic(side, rec.dump(2) + "\n");
+  json in_png = record;
+  in_png.erase("file");
+  if (!png_timings) in_png.erase("seconds");
+  io::write_png(png, image, {{"parameters", parameters_text(in_png)}, {"rdm", in_png.dump()}});
+  if (sidecar) {
+    json rec = record;
+    rec["file"] = png.filename().string();
+    io::write_file_atomic(side, rec.dump(2) + "\n");
+  }
 }
 
 namespace {

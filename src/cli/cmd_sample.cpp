@@ -40,6 +40,7 @@ struct SampleOpts {
   bool json_out = false;
   bool overwrite = false;
   bool no_sidecar = false;
+  bool png_timings = false;
   bool neighbors_sheet = false;
   std::string from_png;
   ModelOptions model;
@@ -129,7 +130,7 @@ void run_sample(const SampleOpts& o, const CLI::App& cmd) {
         write_neighbor_sheet(sheet, result.neighbors);
         rec["contact_sheet"] = sheet.filename().string();
       }
-      write_image_with_record(png, img.image, rec, !o.no_sidecar, o.overwrite);
+      write_image_with_record(png, img.image, rec, !o.no_sidecar, o.overwrite, o.png_timings);
       spdlog::info("wrote {}", png.string());
       report["images"].push_back({{"file", png.string()},
                                   {"prompt", req.prompt},
@@ -187,6 +188,9 @@ void add_sample_command(CLI::App& app) {
   cmd->add_flag("--json", o->json_out, "Print a JSON result on stdout");
   cmd->add_flag("--overwrite", o->overwrite, "Allow replacing existing files (numbering restarts at 00000)");
   cmd->add_flag("--no-sidecar", o->no_sidecar, "Do not write the .json beside each PNG");
+  cmd->add_flag("--png-timings", o->png_timings,
+                "Also store the timings in the PNG (they are always in the sidecar; without them the same "
+                "command gives byte-identical PNGs)");
   cmd->add_option("--from-png", o->from_png, "Reproduce an image from the metadata stored in it")->check(CLI::ExistingFile);
   o->model.add_to(cmd);
   cmd->callback([o, cmd] { run_sample(*o, *cmd); });
