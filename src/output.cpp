@@ -78,7 +78,6 @@ void write_image_with_record(const fs::path& png, const io::RgbImage& image, con
     if (sidecar && fs::exists(side)) fail("'{}' exists; pass --overwrite to replace it", side.string());
   }
   json in_png = record;
-  in_png.erase("file");
   if (!png_timings) in_png.erase("seconds");
   io::write_png(png, image, {{"parameters", parameters_text(in_png)}, {"rdm", in_png.dump()}});
   if (sidecar) {

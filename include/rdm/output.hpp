@@ -33,9 +33,9 @@ std::filesystem::path next_image_path(const std::filesystem::path& dir, const st
 
 // Writes the PNG (text chunks `parameters` and `rdm`) and, if sidecar, <stem>.json, both
 // atomically. Refuses to replace an existing file unless overwrite.
-// The PNG's record leaves out what changes from run to run of the same command (the
-// timings under "seconds" and the output file name), so that the same command gives
-// byte-identical PNGs; the sidecar has them. png_timings puts the timings in the PNG too.
+// The PNG's record leaves out the timings under "seconds", which change from run to run,
+// so that the same command gives byte-identical PNGs; the sidecar has them and the file
+// name. png_timings puts the timings in the PNG too.
 void write_image_with_record(const std::filesystem::path& png, const io::RgbImage& image,
                              const nlohmann::json& record, bool sidecar, bool overwrite,
                              bool png_timings = false);
