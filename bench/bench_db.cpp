@@ -3,10 +3,12 @@
 // exact IndexFlatIP (the baseline: what the reference ScaNN brute force computes) vs IVF-PQ
 // (nlist ~ sqrt(N), PQ64, nprobe = nlist/8, exact re-rank of 4k candidates), with recall@19.
 //   ./build/bench/bench_db                 (6k and 100k)
-// Measured on the shared 2-core build machine (load ~5): 6k flat 2.50 ms vs IVF64,PQ64+rerank
-// 0.205 ms (12x, recall@19 0.996); 100k flat 41.6 ms; building the 100k IVF-PQ index did not
-// finish within 4 minutes there (FAISS PQ training under CPU contention), so no 100k/1M
-// IVF-PQ figures yet.
+// Measured 2026-11-25 on the 2-core VM (quiet), one query, k = 19, 4k re-rank candidates:
+//   6k: flat 2.52 ms, IVF64,PQ64 0.180 ms (14x) recall 0.996
+//   100k: flat 42.3 ms, IVF256,PQ64 0.703 ms (60x) recall 0.568
+//   1M: flat 445 ms, IVF512,PQ64 4.16 ms (107x) recall 0.262
+// PQ64 codes of this clustered synthetic data lose too much at 100k+: use a deeper re-rank
+// (--rerank) or PQ96/OPQ there; training the 1M IVF-PQ on 20k vectors took ~50 min here.
 //   RDM_BENCH_1M=1 ./build/bench/bench_db  (adds 1M: ~3 GB RAM, minutes of IVF-PQ training)
 #include <benchmark/benchmark.h>
 

@@ -19,6 +19,7 @@
 
 #include "rdm/autoencoder.hpp"
 #include "rdm/config.hpp"
+#include "rdm/runtime.hpp"
 #include "rdm/unet.hpp"
 
 namespace fs = std::filesystem;
@@ -44,6 +45,15 @@ double peak_rss_mb() {
 const rdm::LdmConfig& config() {
   static const rdm::LdmConfig c = rdm::LdmConfig::from_file(config_path());
   return c;
+}
+
+// Max |out - same computation in the NCHW layout| (fp32): what channels-last changes.
+template <class Fn>
+double err_vs_nchw(const torch::Tensor& out, Fn&& fn) {
+  rdm::set_channels_last(false);
+  torch::Tensor ref = fn();
+  rdm::set_channels_last(true);
+  return (out - ref).abs().max().item<double>();
 }
 
 struct UNetFixture {
@@ -94,6 +104,9 @@ void BM_UNetStep(benchmark::State& state) {
     state.counters["max_abs_err_vs_fp32"] = (out - f.ref_fp32).abs().max().item<double>();
     state.counters["max_abs_fp32"] = f.ref_fp32.abs().max().item<double>();
   }
+  if (dt == torch::kFloat32 && rdm::channels_last() && threads > 1)
+    state.counters["max_abs_err_vs_nchw"] =
+        err_vs_nchw(out, [&] { return f.model->forward(f.x, f.t, f.ctx); });
   state.counters["threads"] = threads;
   state.counters["peak_rss_mb"] = peak_rss_mb();
 }
@@ -139,6 +152,8 @@ void BM_DecodeKL768(benchmark::State& state) {
   if (dt == torch::kFloat32 && !f.ref_fp32.defined()) f.ref_fp32 = out;
   if (dt != torch::kFloat32 && f.ref_fp32.defined())
     state.counters["max_abs_err_vs_fp32"] = (out - f.ref_fp32).abs().max().item<double>();
+  if (dt == torch::kFloat32 && rdm::channels_last() && threads > 1)
+    state.counters["max_abs_err_vs_nchw"] = err_vs_nchw(out, [&] { return f.ae->decode(f.z); });
   state.counters["threads"] = threads;
   state.counters["peak_rss_mb"] = peak_rss_mb();
 }
@@ -159,10 +174,13 @@ BENCHMARK(BM_DecodeKL768)->Args({0, 0})->Args({1, 0})->Args({1, 1})->Iterations(
 }  // namespace
 
 int main(int argc, char** argv) {
+  rdm::configure_cpu_allocator();
   if (const char* p = std::getenv("RDM_BENCH_PROFILE")) {
     profile_unet_step(p);
     return 0;
   }
+  benchmark::AddCustomContext("allocator", rdm::configure_cpu_allocator());
+  benchmark::AddCustomContext("layout", rdm::channels_last() ? "channels-last" : "NCHW");
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
   benchmark::RunSpecifiedBenchmarks();

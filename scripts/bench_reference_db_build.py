@@ -22,6 +22,13 @@ from PIL import Image
 
 def load_clip(src):
     sys.path.insert(0, src)
+    # clip/simple_tokenizer.py imports ftfy (not packaged for Debian 12; only text cleaning uses
+    # it, never called here); clip/clip.py needs python3-packaging and python3-tqdm.
+    try:
+        import ftfy  # noqa: F401
+    except ImportError:
+        import types
+        sys.modules["ftfy"] = types.SimpleNamespace(fix_text=lambda t: t)
     import clip  # noqa: E402  (the reference package: clip/clip.py, clip/model.py)
     return clip
 

@@ -13,6 +13,7 @@
 #include <torch/nn/functional/upsampling.h>
 
 #include "rdm/error.hpp"
+#include "rdm/runtime.hpp"
 
 namespace rdm {
 namespace F = torch::nn::functional;
@@ -286,7 +287,7 @@ EncoderImpl::EncoderImpl(const DDConfig& c) : cfg(c) {
 }
 
 torch::Tensor EncoderImpl::forward(const torch::Tensor& x) {
-  auto h = conv_in(x);
+  auto h = conv_in(channels_last() ? x.contiguous(at::MemoryFormat::ChannelsLast) : x);  // rdm/runtime.hpp
   const int64_t n = static_cast<int64_t>(levels.size());
   for (int64_t i = 0; i < n; ++i) {
     auto& level = levels[i];
@@ -297,7 +298,7 @@ torch::Tensor EncoderImpl::forward(const torch::Tensor& x) {
     if (i != n - 1) h = level->downsample(h);
   }
   h = mid(h);
-  return conv_out(swish_(norm_out(h)));
+  return conv_out(swish_(norm_out(h))).contiguous();
 }
 
 DecoderImpl::DecoderImpl(const DDConfig& c) : cfg(c) {
@@ -340,7 +341,7 @@ DecoderImpl::DecoderImpl(const DDConfig& c) : cfg(c) {
 }
 
 torch::Tensor DecoderImpl::forward(const torch::Tensor& z) {
-  auto h = conv_in(z);
+  auto h = conv_in(channels_last() ? z.contiguous(at::MemoryFormat::ChannelsLast) : z);  // rdm/runtime.hpp
   h = mid(h);
   for (int64_t i = static_cast<int64_t>(levels.size()) - 1; i >= 0; --i) {
     auto& level = levels[i];
@@ -350,10 +351,10 @@ torch::Tensor DecoderImpl::forward(const torch::Tensor& z) {
     }
     if (i != 0) h = level->upsample(h);
   }
-  if (cfg.give_pre_end) return h;
+  if (cfg.give_pre_end) return h.contiguous();
   h = conv_out(swish_(norm_out(h)));
   if (cfg.tanh_out) h = torch::tanh(h);
-  return h;
+  return h.contiguous();
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 // first-stage decode -> uint8), plus the modes the reference lists as TODO (image prompt) and
 // the postfix baseline. Records and requests (JSON) are in pipeline_record.cpp.
 #include "rdm/pipeline.hpp"
+#include "rdm/runtime.hpp"
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <c10/core/InferenceMode.h>
@@ -335,6 +336,7 @@ SampleResult Pipeline::sample(const SampleRequest& req, const SampleProgressFn& 
     }
     sample_s += since(ts);
     auto td = Clock::now();
+    release_free_memory();  // the UNet's freed activations: the decode needs larger blocks
     for (int64_t i = 0; i < B; ++i) {
       torch::Tensor x = ldm.decode_first_stage(z.slice(0, i, i + 1)).to(torch::kFloat32);
       x = torch::clamp((x + 1.0) / 2.0, 0.0, 1.0);

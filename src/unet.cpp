@@ -9,6 +9,7 @@
 #include <torch/torch.h>
 
 #include "rdm/error.hpp"
+#include "rdm/runtime.hpp"
 
 namespace rdm {
 
@@ -352,6 +353,7 @@ torch::Tensor UNetModelImpl::forward(const torch::Tensor& x, const torch::Tensor
   std::vector<torch::Tensor> hs;
   hs.reserve(inputs_.size());
   torch::Tensor h = x.to(dt);
+  if (channels_last()) h = h.contiguous(at::MemoryFormat::ChannelsLast);  // see rdm/runtime.hpp
   for (auto& blk : inputs_) {
     h = blk->forward(h, emb, ctx, capture);
     hs.push_back(h);
@@ -362,7 +364,7 @@ torch::Tensor UNetModelImpl::forward(const torch::Tensor& x, const torch::Tensor
     hs.pop_back();
     h = blk->forward(h, emb, ctx, capture);
   }
-  h = out_conv_->forward(at::silu(group_norm32(h, out_norm_))).to(x.scalar_type());
+  h = out_conv_->forward(at::silu(group_norm32(h, out_norm_))).to(x.scalar_type()).contiguous();
   if (capture) (*capture)["out"] = h;
   return h;
 }

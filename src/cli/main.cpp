@@ -12,6 +12,7 @@
 
 #include "cli/commands.hpp"
 #include "rdm/error.hpp"
+#include "rdm/runtime.hpp"
 
 namespace rdm::cli {
 Globals& globals() {
@@ -26,6 +27,7 @@ void apply_globals() {
 }  // namespace rdm::cli
 
 int main(int argc, char** argv) {
+  const std::string allocator = rdm::configure_cpu_allocator();
   auto logger = spdlog::stderr_color_mt("rdm");
   spdlog::set_default_logger(logger);
   spdlog::set_pattern(isatty(STDERR_FILENO) ? "%^%l%$: %v" : "[%H:%M:%S] %l: %v");
@@ -43,6 +45,7 @@ int main(int argc, char** argv) {
     if (verbose) spdlog::set_level(spdlog::level::debug);
     if (quiet) spdlog::set_level(spdlog::level::warn);
     rdm::cli::apply_globals();
+    spdlog::debug("{}", allocator);
   });
 
   rdm::cli::add_sample_command(app);

@@ -368,10 +368,10 @@ ClipModel ClipModel::from_state_dict(const io::StateDict& state, const ClipConfi
   opts.file = source;
   opts.device = device;
   opts.dtype = dtype;
-  io::load_into(*impl->net, sd, "", opts);
+  impl->identity = arch_name(config) + ":" + fingerprint(sd);
+  io::load_into_consuming(*impl->net, sd, "", opts);  // releases each source (and its mapped pages)
   impl->net->eval();
   impl->mask = impl->net->attn_mask.to(device, dtype);
-  impl->identity = arch_name(config) + ":" + fingerprint(sd);
   ClipModel m;
   m.impl_ = std::move(impl);
   return m;

@@ -121,13 +121,14 @@ void load_into_consuming(torch::nn::Module& module, StateDict& state, const std:
       },
       [&](const std::string& k) {
         done.insert(k);
-        // Drop the source now (key kept for the unexpected scan). When it was the last user of
-        // a memory-mapped storage, give the mapped pages back too: otherwise the file's pages
-        // stay resident beside the model, i.e. two copies.
+        // Drop the source now (key kept for the unexpected scan) and give its memory-mapped
+        // pages back: otherwise the file's pages stay resident beside the model, i.e. two
+        // copies at the peak. Safe even if another tensor aliases the storage: the mapping is
+        // private and never written, so a dropped page is read again from the file on access.
         auto it = state.find(k);
         torch::Tensor t = std::move(it->second);
         it->second = torch::Tensor();
-        if (t.defined() && t.use_count() == 1 && t.storage().use_count() == 1 && t.storage().data())
+        if (t.defined() && t.storage().data())
           MappedFile::release_pages(t.storage().data(), t.storage().nbytes());
       });
   for (const auto& k : done) state.erase(k);
