@@ -8,7 +8,7 @@
 //   100k: flat 42.3 ms, IVF256,PQ64 0.703 ms (60x) recall 0.568
 //   1M: flat 445 ms, IVF512,PQ64 4.16 ms (107x) recall 0.262
 // PQ64 codes of this clustered synthetic data lose too much at 100k+: use a deeper re-rank
-// (--rerank) or PQ96/OPQ there; training the 1M IVF-PQ on 20k vectors took ~50 min here.
+// (--rerank) or PQ96/OPQ there; training the 1M IVF-PQ on 20k vectors took about 45 min here.
 //   RDM_BENCH_1M=1 ./build/bench/bench_db  (adds 1M: ~3 GB RAM, minutes of IVF-PQ training)
 #include <benchmark/benchmark.h>
 
