@@ -174,12 +174,12 @@ BENCHMARK(BM_DecodeKL768)->Args({0, 0})->Args({1, 0})->Args({1, 1})->Iterations(
 }  // namespace
 
 int main(int argc, char** argv) {
-  rdm::configure_cpu_allocator();
+  const std::string allocator = rdm::configure_cpu_allocator();
   if (const char* p = std::getenv("RDM_BENCH_PROFILE")) {
     profile_unet_step(p);
     return 0;
   }
-  benchmark::AddCustomContext("allocator", rdm::configure_cpu_allocator());
+  benchmark::AddCustomContext("allocator", allocator);
   benchmark::AddCustomContext("layout", rdm::channels_last() ? "channels-last" : "NCHW");
   benchmark::Initialize(&argc, argv);
   if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;

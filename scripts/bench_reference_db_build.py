@@ -23,12 +23,10 @@ from PIL import Image
 def load_clip(src):
     sys.path.insert(0, src)
     # clip/simple_tokenizer.py imports ftfy (not packaged for Debian 12; only text cleaning uses
-    # it, never called here); clip/clip.py needs python3-packaging and python3-tqdm.
-    try:
-        import ftfy  # noqa: F401
-    except ImportError:
-        import types
-        sys.modules["ftfy"] = types.SimpleNamespace(fix_text=lambda t: t)
+    # it, never called here); clip/clip.py needs python3-packaging (and tqdm, stood in if missing).
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from bench_reference_ldm import install_package_stubs
+    install_package_stubs()
     import clip  # noqa: E402  (the reference package: clip/clip.py, clip/model.py)
     return clip
 

@@ -44,7 +44,6 @@ import resource
 import shutil
 import sys
 import time
-import types
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -58,14 +57,7 @@ def setup_paths():
     if not clip or not os.path.isfile(os.path.join(clip, "clip", "model.py")):
         sys.exit("set CLIP_SRC to an openai/CLIP checkout")
     sys.path.insert(0, ldm)
-    install_stubs()
-    for name, attr in (("tqdm", "tqdm"), ("ftfy", "fix_text")):
-        try:
-            __import__(name)
-        except ImportError:
-            m = types.ModuleType(name)
-            setattr(m, attr, (lambda x, *a, **k: x))
-            sys.modules[name] = m
+    install_stubs()  # einops, omegaconf, tqdm, ftfy stand-ins where missing
     return clip
 
 

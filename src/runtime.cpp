@@ -32,9 +32,6 @@ void release_free_memory() {
 #endif
 }
 
-}  // namespace rdm
-
-namespace rdm {
 namespace {
 std::atomic<bool>& channels_last_setting() {
   static std::atomic<bool> on{[] {

@@ -25,9 +25,6 @@ std::string configure_cpu_allocator();
 // one phase does not stay resident beside the next one's. No-op elsewhere.
 void release_free_memory();
 
-}  // namespace rdm
-
-namespace rdm {
 
 // Memory layout of the convolutional networks' activations (UNet, autoencoder): NCHW, the
 // reference's, by default. RDM_CHANNELS_LAST=1 (or set_channels_last(true)) converts inputs to
