@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include "rdm/error.hpp"
+#include "rdm/sampler/solvers.hpp"
 
 namespace rdm {
 
@@ -49,7 +50,7 @@ torch::Tensor ddim_sample(const EpsFn& eps, torch::Tensor x, const Schedule& sch
   if (!x.defined() || x.dim() < 2) fail("DDIM: x_T must be a batch of latents");
   if (!(opts.eta >= 0)) fail("DDIM: eta must be >= 0, got {}", opts.eta);
   if (x.scalar_type() != torch::kFloat64) x = x.to(torch::kFloat32);
-  const auto timesteps = sampler_timesteps(opts, schedule.num_timesteps);
+  const auto timesteps = spaced_timesteps(opts.spacing, opts, schedule.alphas_cumprod);
   const DdimParams p = make_ddim_params(schedule.alphas_cumprod, timesteps, opts.eta);
   const int64_t total = p.size();
   const int64_t b = x.size(0);

@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "rdm/error.hpp"
+#include "rdm/sampler/solvers.hpp"
 
 namespace rdm {
 
@@ -16,7 +17,7 @@ torch::Tensor plms_sample(const EpsFn& eps, torch::Tensor x, const Schedule& sch
   if (opts.eta != 0) fail("PLMS: eta must be 0 (ddim_eta must be 0 for PLMS), got {}", opts.eta);
   if (!x.defined() || x.dim() < 2) fail("PLMS: x_T must be a batch of latents");
   if (x.scalar_type() != torch::kFloat64) x = x.to(torch::kFloat32);
-  const auto timesteps = sampler_timesteps(opts, schedule.num_timesteps);
+  const auto timesteps = spaced_timesteps(opts.spacing, opts, schedule.alphas_cumprod);
   const DdimParams p = make_ddim_params(schedule.alphas_cumprod, timesteps, 0.0);
   const int64_t total = p.size();
   const int64_t b = x.size(0);

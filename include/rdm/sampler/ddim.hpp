@@ -45,10 +45,15 @@ struct SamplerOptions {
   // timesteps unchanged (S = 7 runs 8 steps; S = 3 fails as the reference does).
   bool reference_timesteps = false;
   double temperature = 1.0;  // scales the noise term, as the reference
+  // Timestep spacing (solvers.hpp: uniform = the reference's, trailing, karras) and the order of
+  // the multistep solvers that have one (UniPC: 2 or 3).
+  std::string spacing = "uniform";
+  int order = 2;
   SamplerTrace* trace = nullptr;
 };
 
-// The timesteps a sampler run with these options uses (ascending).
+// The timesteps a sampler run with these options uses (ascending), for the uniform spacing
+// (see spaced_timesteps in solvers.hpp for all spacings).
 std::vector<int64_t> sampler_timesteps(const SamplerOptions& opts, int64_t num_timesteps);
 
 struct DdimStep {
