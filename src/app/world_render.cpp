@@ -271,7 +271,8 @@ void pixelate(const Ctx& c, Image& img) {
     for (int x0 = 0; x0 < s; x0 += b) {
       // The block takes the colour of its centre pixel (no blending: hard block edges), with a
       // random shade, as in 8-bit game scenery.
-      const int* src = &img.rgb[(static_cast<size_t>(std::min(s - 1, y0 + b / 2)) * s + std::min(s - 1, x0 + b / 2)) * 3];
+      const size_t centre = static_cast<size_t>(std::min(s - 1, y0 + b / 2)) * s + std::min(s - 1, x0 + b / 2);
+      const int* src = &img.rgb[centre * 3];
       const int shade = (hash_noise(c, 12, x0 / b, y0 / b) % 3 - 1) * 16;
       const int q[3] = {src[0] + shade, src[1] + shade, src[2] + shade};
       for (int y = y0; y < std::min(s, y0 + b); ++y)
