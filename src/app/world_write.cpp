@@ -9,7 +9,6 @@
 #include <thread>
 
 #include <nlohmann/json.hpp>
-#include <spdlog/spdlog.h>
 
 #include "rdm/app/world.hpp"
 #include "rdm/error.hpp"
@@ -49,26 +48,38 @@ void make_dir(const fs::path& dir) {
                                          ec ? ec.message() : "a file of that name exists");
 }
 
-// Renders and writes items[k] for every k, on `threads` threads; rethrows the first error.
-void render_all(const std::vector<Item>& items, const WriteOptions& o, const WriteProgressFn& progress) {
-  int threads = o.threads > 0 ? o.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  threads = static_cast<int>(std::min<size_t>(static_cast<size_t>(threads), items.size()));
-  std::atomic<size_t> next{0};
-  std::atomic<int64_t> done{0};
+// Item k of the world: style k / count, index k % count.
+Item item_at(const WriteOptions& o, const std::vector<std::string>& styles, int64_t k) {
+  Item it;
+  it.index = static_cast<uint64_t>(k % o.count);
+  it.scene = sample_scene(o.spec, styles[static_cast<size_t>(k / o.count)], it.index);
+  it.caption = caption(it.scene, says_style(o.spec, it.scene));
+  it.file = fmt::format("{}/{:05d}.png", it.scene.style, it.index);
+  return it;
+}
+
+// Renders and writes every item on `threads` threads; rethrows the first error.
+void render_all(const WriteOptions& o, const std::vector<std::string>& styles,
+                const WriteProgressFn& progress) {
+  const int64_t total = o.count * static_cast<int64_t>(styles.size());
+  int threads = o.threads > 0 ? o.threads
+                              : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  threads = static_cast<int>(std::min<int64_t>(threads, total));
+  std::atomic<int64_t> next{0}, done{0};
   std::atomic<bool> failed{false};
   std::exception_ptr error;
   std::mutex mu;
   auto work = [&] {
-    for (size_t k; !failed && (k = next++) < items.size();) {
+    for (int64_t k; !failed && (k = next++) < total;) {
       try {
-        const Item& it = items[k];
+        const Item it = item_at(o, styles, k);
         const Picture p = render(it.scene, o.spec.size);
         io::RgbImage img(p.height, p.width);
         img.pixels = p.rgb;
         io::write_png(o.out / it.file, img, {{"parameters", it.caption}, {"rdm", record(it).dump()}});
         const int64_t d = ++done;
         std::lock_guard<std::mutex> lock(mu);
-        if (progress) progress(d, static_cast<int64_t>(items.size()));
+        if (progress) progress(d, total);
       } catch (...) {
         std::lock_guard<std::mutex> lock(mu);
         if (!error) error = std::current_exception();
@@ -91,25 +102,13 @@ WriteReport write_world(const WriteOptions& o, const WriteProgressFn& progress) 
   if (o.count < 1) fail("picture count {} must be at least 1", o.count);
   if (o.out.empty()) fail("no output folder given");
   const std::vector<std::string>& styles = o.spec.styles.empty() ? style_names() : o.spec.styles;
-
-  std::vector<Item> items;
-  for (const auto& style : styles) {
-    make_dir(o.out / style);
-    for (int64_t i = 0; i < o.count; ++i) {
-      Item it;
-      it.index = static_cast<uint64_t>(i);
-      it.scene = sample_scene(o.spec, style, it.index);
-      it.caption = caption(it.scene, says_style(o.spec, it.scene));
-      it.file = fmt::format("{}/{:05d}.png", style, i);
-      items.push_back(std::move(it));
-    }
-  }
-  render_all(items, o, progress);
+  for (const auto& style : styles) make_dir(o.out / style);
+  render_all(o, styles, progress);
 
   WriteReport r;
-  r.pictures = static_cast<int64_t>(items.size());
+  r.pictures = o.count * static_cast<int64_t>(styles.size());
   std::string lines;
-  for (const Item& it : items) lines += record(it).dump() + "\n";
+  for (int64_t k = 0; k < r.pictures; ++k) lines += record(item_at(o, styles, k)).dump() + "\n";
   r.captions = o.out / "captions.jsonl";
   io::write_file_atomic(r.captions, lines);
 
@@ -118,7 +117,7 @@ WriteReport write_world(const WriteOptions& o, const WriteProgressFn& progress) 
   std::vector<std::string> files, captions;
   for (size_t s = 0; s < styles.size(); ++s)
     for (int64_t i = 0; i < cols; ++i) {
-      const Item& it = items[s * static_cast<size_t>(o.count) + static_cast<size_t>(i)];
+      const Item it = item_at(o, styles, static_cast<int64_t>(s) * o.count + i);
       files.push_back((o.out / it.file).string());
       captions.push_back(it.scene.style + "\n" + it.scene.colour + " " + it.scene.object);
     }
