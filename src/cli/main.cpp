@@ -56,6 +56,7 @@ int main(int argc, char** argv) {
   rdm::cli::add_show_params_command(app);
   rdm::cli::add_inspect_command(app);
   rdm::cli::add_selftest_command(app);
+  rdm::cli::add_world_command(app);
 
   try {
     app.parse(argc, argv);
