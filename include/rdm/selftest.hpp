@@ -1,6 +1,9 @@
 // rdm selftest: the data-driven golden runner. Reads DIR/cases.json (schema: CASES.md in every
 // golden folder) and runs every case whose kind it supports; nothing about a golden set is
-// hard-coded.
+// hard-coded. A case is skipped (and counted as such) when its kind, or a variant of it, is not
+// implemented; an `expect_error` case passes only when the implementation itself rejects it
+// (with the message or category the case names, if any), never on a missing or broken golden
+// file.
 #pragma once
 #include <filesystem>
 #include <ostream>
@@ -14,6 +17,8 @@ struct Options {
 };
 
 struct Summary {
+  int total = 0;     // cases in cases.json
+  int selected = 0;  // cases matching the filter (= passed + failed + skipped)
   int passed = 0, failed = 0, skipped = 0;
 };
 

@@ -170,8 +170,9 @@ void add_embed_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("embed", "CLIP embeddings (L2-normalised) of prompts and images, or token ids");
   cmd->add_option("--clip", o->clip, "CLIP weights: OpenAI ViT-L-14.pt, state-dict .pt, .safetensors, or a Hugging Face folder");
   cmd->add_option("--text", o->texts, "Prompt (repeatable)");
-  cmd->add_option("--text-file", o->text_file, "File with one prompt per line (empty lines skipped)");
-  cmd->add_option("--image", o->images, "Image file(s) (PNG, JPEG, WEBP, BMP, TIFF)");
+  cmd->add_option("--text-file", o->text_file, "File with one prompt per line (empty lines skipped)")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--image", o->images, "Image file(s) (PNG, JPEG, WEBP, BMP, TIFF)")->check(CLI::ExistingFile);
   cmd->add_option("--vocab", o->vocab,
                   "bpe_simple_vocab_16e6.txt.gz or HF vocab.json (+merges.txt beside it); default: beside the model, "
                   "$RDM_CLIP_VOCAB, models/");

@@ -19,7 +19,7 @@ void add_inspect_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand(
       "inspect", "List the tensors (name, dtype, shape, bytes), totals, metadata and format of a tensor file "
                  "(safetensors, PyTorch/Lightning .ckpt/.pt/.pth, TorchScript, .npy, .npz)");
-  cmd->add_option("file", args->file, "Tensor file")->required();
+  cmd->add_option("file", args->file, "Tensor file")->required()->check(CLI::ExistingFile);
   cmd->add_option("--filter", args->filter, "Only tensors whose name starts with this prefix");
   cmd->add_flag("--json", args->json, "Print JSON on stdout");
   cmd->callback([args] {

@@ -15,9 +15,12 @@ void add_world_command(CLI::App& app);
 
 // Global options shared by every subcommand.
 struct Globals {
-  int threads = 0;  // 0 = all cores
+  int threads = 0;  // --threads as given; 0 = not given (all available CPUs)
 };
 Globals& globals();
-// Applies --threads (at::set_num_threads) once options are parsed.
+// CPUs this process may use: the online cores, capped by its affinity mask and cgroup CPU quota.
+int available_cpus();
+// Applies --threads (at::set_num_threads) once options are parsed; more threads than
+// available_cpus() are capped with one warning.
 void apply_globals();
 }  // namespace rdm::cli

@@ -9,11 +9,25 @@
 #include <nlohmann/json.hpp>
 #include <torch/types.h>
 
+#include "rdm/error.hpp"
 #include "rdm/io/tensor_file.hpp"
+#include "rdm/io/torch_zip.hpp"
 
 namespace rdm::selftest {
 using nlohmann::json;
 namespace fs = std::filesystem;
+
+// A problem of the golden data itself (a missing or unreadable file, a missing tensor, param or
+// field, a dtype or shape that disagrees with cases.json). Never counts as the rejection an
+// `expect_error` case asks for: only an rdm::Error raised by the implementation does.
+struct CaseError : Error {
+  using Error::Error;
+};
+
+template <typename... Args>
+[[noreturn]] inline void case_fail(fmt::format_string<Args...> f, Args&&... args) {
+  throw CaseError(fmt::format(f, std::forward<Args>(args)...));
+}
 
 // Caches tensor files opened during one run (the same io file serves many cases).
 class FileCache {
@@ -34,8 +48,12 @@ class Case {
   const json& params() const;  // j["params"] (empty object if absent)
   const fs::path& dir() const { return dir_; }
 
-  // dir / rel; rejects absolute paths and paths leaving the folder.
+  // dir / rel of an existing file; rejects absolute paths, paths leaving the folder and
+  // missing files (CaseError).
   fs::path path(const std::string& rel) const;
+  // Reads the tensor file at `rel`; any failure is a CaseError (golden data, not the code
+  // under test).
+  io::TensorFile read(const std::string& rel, const io::TorchZipOptions& opts = {}) const;
   // A tensor reference {tensor, dtype, shape, file?}: loads it from `file` or the case's `io`
   // and checks dtype and shape against the reference.
   torch::Tensor tensor(const json& ref) const;

@@ -15,11 +15,11 @@ namespace {
 
 json read_json(const fs::path& p, const std::string& case_id) {
   std::ifstream f(p);
-  if (!f) fail("case '{}': cannot open '{}'", case_id, p.string());
+  if (!f) case_fail("case '{}': cannot open '{}'", case_id, p.string());
   try {
     return json::parse(f);
   } catch (const json::exception& e) {
-    fail("case '{}': '{}' is not valid JSON: {}", case_id, p.string(), e.what());
+    case_fail("case '{}': '{}' is not valid JSON: {}", case_id, p.string(), e.what());
   }
 }
 
@@ -56,7 +56,7 @@ clip::ClipModel load_case_model(const Case& c) {
   if (cd == "float16") dtype = torch::kFloat16;
   else if (cd == "bfloat16") dtype = torch::kBFloat16;
   else if (cd == "float64") dtype = torch::kFloat64;
-  else if (cd != "float32") fail("case '{}': unsupported compute_dtype '{}'", c.id(), cd);
+  else if (cd != "float32") throw Unsupported("compute_dtype '" + cd + "'");
   return clip::ClipModel::from_state_dict(sd, cfg, torch::kCPU, dtype, m.at("weights").at("file").get<std::string>());
 }
 
@@ -77,7 +77,7 @@ void run_tokenize(const Case& c, Report& r) {
   if (p.contains("eot_token") && p.at("eot_token").get<int64_t>() != tok.eot_token())
     r.mismatch("eot_token", fmt::format("vocabulary gives {}", tok.eot_token()));
   if (p.contains("num_items") && p.at("num_items").get<size_t>() != items.size())
-    fail("case '{}': {} items, params say {}", c.id(), items.size(), p.at("num_items").get<size_t>());
+    case_fail("case '{}': {} items, params say {}", c.id(), items.size(), p.at("num_items").get<size_t>());
 
   const std::string text_field = j.at("inputs").at("text").at("field").get<std::string>();
   std::vector<std::string> texts;
@@ -121,7 +121,7 @@ void run_tokenize(const Case& c, Report& r) {
     else if (role == "tokens") check_ids(role, spec, rows);
     else if (role == "eot_index") check_ids(role, spec, eot_index);
     else if (role == "needs_truncation") check_ids(role, spec, torch::tensor(needs));
-    else fail("case '{}': unknown tokenize output '{}'", c.id(), role);
+    else case_fail("case '{}': unknown tokenize output '{}'", c.id(), role);
   }
   if (j.contains("optional_outputs")) {
     for (auto& [role, spec] : j.at("optional_outputs").items()) {
@@ -150,7 +150,7 @@ void run_clip_image(const Case& c, Report& r) {
   torch::Tensor px = c.input("pixel_values");
   if (c.params().contains("image_resolution") &&
       c.params().at("image_resolution").get<int64_t>() != model.config().image_resolution)
-    fail("case '{}': image_resolution {} but the model config says {}", c.id(),
+    case_fail("case '{}': image_resolution {} but the model config says {}", c.id(),
          c.params().at("image_resolution").get<int64_t>(), model.config().image_resolution);
   torch::Tensor ln_post;
   torch::Tensor emb = model.encode_image(px, &ln_post);
@@ -168,7 +168,7 @@ void run_clip_logits(const Case& c, Report& r) {
 void run_clip_preprocess(const Case& c, Report& r) {
   const json& p = c.params();
   auto need = [&](const char* k) -> const json& {
-    if (!p.contains(k)) fail("case '{}': params.{} is missing", c.id(), k);
+    if (!p.contains(k)) case_fail("case '{}': params.{} is missing", c.id(), k);
     return p.at(k);
   };
   const int64_t size = need("resize_shorter_side").get<int64_t>();
@@ -179,7 +179,7 @@ void run_clip_preprocess(const Case& c, Report& r) {
   if (p.value("apply_exif_orientation", false)) throw Unsupported("EXIF orientation");
   auto mean = need("mean").get<std::vector<double>>();
   auto std_ = need("std").get<std::vector<double>>();
-  if (mean.size() != 3 || std_.size() != 3) fail("case '{}': mean/std need 3 values", c.id());
+  if (mean.size() != 3 || std_.size() != 3) case_fail("case '{}': mean/std need 3 values", c.id());
   float m[3], s[3];
   for (int i = 0; i < 3; ++i) m[i] = static_cast<float>(mean[i]), s[i] = static_cast<float>(std_[i]);
 

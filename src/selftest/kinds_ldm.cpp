@@ -33,8 +33,8 @@ std::string weights_file(const Case& c) {
 io::StateDict model_state(const Case& c) {
   const json& spec = c.j().at("model").at("weights");
   if (!use_ema(c)) return c.model_weights();
-  io::TensorFile tf = io::read_tensor_file(c.path(spec.at("file").get<std::string>()));
-  if (!io::has_ema(tf.tensors)) fail("case '{}': use_ema but '{}' has no model_ema.* entries", c.id(), weights_file(c));
+  io::TensorFile tf = c.read(spec.at("file").get<std::string>());
+  if (!io::has_ema(tf.tensors)) case_fail("case '{}': use_ema but '{}' has no model_ema.* entries", c.id(), weights_file(c));
   io::apply_ema(tf.tensors);
   const std::string prefix = spec.value("prefix", std::string());
   io::StateDict out;
@@ -164,9 +164,9 @@ void run_ldm_apply_model(const Case& c, Report& rep) {
   ls.use_ema = use_ema(c);
   ls.dtype = compute_dtype(c);
   ls.strict_schedule = true;
-  io::TensorFile tf = io::read_tensor_file(c.path(weights_file(c)));
+  io::TensorFile tf = c.read(weights_file(c));
   if (ls.use_ema && !io::has_ema(tf.tensors))
-    fail("case '{}': use_ema but '{}' has no model_ema.* entries", c.id(), weights_file(c));
+    case_fail("case '{}': use_ema but '{}' has no model_ema.* entries", c.id(), weights_file(c));
   const LatentDiffusion ld = LatentDiffusion::from_state_dict(std::move(tf.tensors), cfg, ls, weights_file(c));
   rep.check("out", ld.apply_model(c.input("x"), c.input("t"), c.input("c")));
 }

@@ -24,11 +24,11 @@ namespace {
 template <typename T>
 T param(const Case& c, const char* key) {
   const json& p = c.params();
-  if (!p.contains(key)) fail("case '{}': missing param '{}'", c.id(), key);
+  if (!p.contains(key)) case_fail("case '{}': missing param '{}'", c.id(), key);
   try {
     return p.at(key).get<T>();
   } catch (const json::exception&) {
-    fail("case '{}': param '{}' has the wrong type: {}", c.id(), key, p.at(key).dump());
+    case_fail("case '{}': param '{}' has the wrong type: {}", c.id(), key, p.at(key).dump());
   }
 }
 
@@ -116,8 +116,8 @@ void run_sampler_case(const Case& c, Report& r, bool plms) {
   LoadSpec ls;
   ls.use_ema = model.value("use_ema", false);
   ls.strict_schedule = true;
-  io::TensorFile tf = io::read_tensor_file(c.path(wfile));
-  if (ls.use_ema && !io::has_ema(tf.tensors)) fail("case '{}': use_ema but '{}' has no model_ema.* entries", c.id(), wfile);
+  io::TensorFile tf = c.read(wfile);
+  if (ls.use_ema && !io::has_ema(tf.tensors)) case_fail("case '{}': use_ema but '{}' has no model_ema.* entries", c.id(), wfile);
   const LatentDiffusion ld = LatentDiffusion::from_state_dict(std::move(tf.tensors), cfg, ls, wfile);
   const Schedule& schedule = ld.schedule();
   if (schedule.num_timesteps != param<int64_t>(c, "num_timesteps"))

@@ -1,4 +1,5 @@
 // The data-driven golden runner: cases.json -> kind implementations -> comparisons.
+#include <cctype>
 #include <chrono>
 #include <cmath>
 #include <fstream>
@@ -18,7 +19,12 @@ const io::TensorFile& FileCache::get(const fs::path& p) {
   const std::string key = fs::weakly_canonical(p).string();
   auto it = files_.find(key);
   if (it != files_.end()) return *it->second;
-  auto f = std::make_shared<io::TensorFile>(io::read_tensor_file(p));
+  std::shared_ptr<io::TensorFile> f;
+  try {
+    f = std::make_shared<io::TensorFile>(io::read_tensor_file(p));
+  } catch (const std::exception& e) {
+    case_fail("golden file: {}", e.what());
+  }
   files_[key] = f;
   return *f;
 }
@@ -31,32 +37,44 @@ const json& Case::params() const {
 
 fs::path Case::path(const std::string& rel) const {
   fs::path r(rel);
-  if (r.is_absolute()) fail("case '{}': path '{}' must be relative to the golden folder", id(), rel);
+  if (r.is_absolute()) case_fail("case '{}': path '{}' must be relative to the golden folder", id(), rel);
   for (const auto& part : r)
-    if (part == "..") fail("case '{}': path '{}' leaves the golden folder", id(), rel);
-  return dir_ / r;
+    if (part == "..") case_fail("case '{}': path '{}' leaves the golden folder", id(), rel);
+  const fs::path p = dir_ / r;
+  std::error_code ec;
+  if (!fs::exists(p, ec)) case_fail("case '{}': file '{}' does not exist in '{}'", id(), rel, dir_.string());
+  return p;
+}
+
+io::TensorFile Case::read(const std::string& rel, const io::TorchZipOptions& opts) const {
+  const fs::path p = path(rel);
+  try {
+    return io::read_tensor_file(p, opts);
+  } catch (const std::exception& e) {
+    case_fail("case '{}': golden file: {}", id(), e.what());
+  }
 }
 
 torch::Tensor Case::tensor(const json& ref) const {
   std::string file;
   if (ref.contains("file")) file = ref.at("file").get<std::string>();
   else if (j_.contains("io")) file = j_.at("io").get<std::string>();
-  else fail("case '{}': tensor reference without a file and no 'io' in the case", id());
+  else case_fail("case '{}': tensor reference without a file and no 'io' in the case", id());
   const std::string name = ref.at("tensor").get<std::string>();
   const io::TensorFile& tf = cache_.get(path(file));
   auto it = tf.tensors.find(name);
-  if (it == tf.tensors.end()) fail("case '{}': tensor '{}' not found in '{}'", id(), name, file);
+  if (it == tf.tensors.end()) case_fail("case '{}': tensor '{}' not found in '{}'", id(), name, file);
   torch::Tensor t = it->second;
   if (ref.contains("dtype")) {
     const auto want = io::safetensors_dtype(ref.at("dtype").get<std::string>());
     if (t.scalar_type() != want)
-      fail("case '{}': tensor '{}' in '{}' has dtype {}, cases.json says {}", id(), name, file,
+      case_fail("case '{}': tensor '{}' in '{}' has dtype {}, cases.json says {}", id(), name, file,
            c10::toString(t.scalar_type()), ref.at("dtype").get<std::string>());
   }
   if (ref.contains("shape")) {
     const auto want = ref.at("shape").get<std::vector<int64_t>>();
     if (t.sizes().vec() != want)
-      fail("case '{}': tensor '{}' in '{}' has shape {}, cases.json says {}", id(), name, file,
+      case_fail("case '{}': tensor '{}' in '{}' has shape {}, cases.json says {}", id(), name, file,
            fmt::format("{}", fmt::join(t.sizes(), ",")), fmt::format("{}", fmt::join(want, ",")));
   }
   return t;
@@ -64,7 +82,7 @@ torch::Tensor Case::tensor(const json& ref) const {
 
 torch::Tensor Case::input(const std::string& role) const {
   const json& inputs = j_.at("inputs");
-  if (!inputs.contains(role)) fail("case '{}': no input '{}'", id(), role);
+  if (!inputs.contains(role)) case_fail("case '{}': no input '{}'", id(), role);
   return tensor(inputs.at(role));
 }
 
@@ -72,26 +90,25 @@ json Case::model_config() const {
   const json& cfg = j_.at("model").at("config");
   const fs::path p = path(cfg.at("file").get<std::string>());
   std::ifstream f(p);
-  if (!f) fail("case '{}': cannot open config '{}'", id(), p.string());
+  if (!f) case_fail("case '{}': cannot open config '{}'", id(), p.string());
   json doc;
   try {
     doc = json::parse(f);
   } catch (const json::exception& e) {
-    fail("case '{}': config '{}' is not valid JSON: {}", id(), p.string(), e.what());
+    case_fail("case '{}': config '{}' is not valid JSON: {}", id(), p.string(), e.what());
   }
   const std::string ptr = cfg.value("pointer", std::string());
   try {
     return doc.at(json::json_pointer(ptr));
   } catch (const json::exception& e) {
-    fail("case '{}': config '{}' has nothing at pointer '{}'", id(), p.string(), ptr);
+    case_fail("case '{}': config '{}' has nothing at pointer '{}'", id(), p.string(), ptr);
   }
 }
 
 io::StateDict Case::weights(const json& spec) const {
-  const fs::path p = path(spec.at("file").get<std::string>());
   io::TorchZipOptions opts;
   if (spec.contains("state_dict_path")) opts.state_dict_path = spec.at("state_dict_path").get<std::vector<std::string>>();
-  io::TensorFile tf = io::read_tensor_file(p, opts);
+  io::TensorFile tf = read(spec.at("file").get<std::string>(), opts);
   const std::string prefix = spec.value("prefix", std::string());
   if (prefix.empty()) return std::move(tf.tensors);
   io::StateDict out;
@@ -141,7 +158,7 @@ void Report::compare(const std::string& role, const torch::Tensor& out0, const t
 
 void Report::check(const std::string& role, const torch::Tensor& out) {
   const json& outs = case_.j().at("outputs");
-  if (!outs.contains(role)) fail("case '{}': no output '{}' in cases.json", case_.id(), role);
+  if (!outs.contains(role)) case_fail("case '{}': no output '{}' in cases.json", case_.id(), role);
   compare(role, out, case_.tensor(outs.at(role)), outs.at(role));
 }
 
@@ -172,7 +189,110 @@ bool Report::passed() const {
 }
 
 // ---------------------------------------------------------------------------
-Summary run(const fs::path& dir, const Options& opts, std::ostream& out) {
+namespace {
+
+// What an `expect_error` case asks for. cases.json may say only `expect_error: true` (any
+// rejection by the implementation), or name the error: `expect_error` as a string (a part of
+// the message) or an object {message|contains, category|type}, or the sibling fields
+// `error_message` / `error_category` (`error` as a string or such an object is read too).
+struct ExpectedError {
+  bool expected = false;
+  std::string message, category;
+};
+
+void read_error_spec(const json& v, ExpectedError& e) {
+  if (v.is_string()) {
+    e.message = v.get<std::string>();
+  } else if (v.is_object()) {
+    for (const char* k : {"message", "contains", "match"})
+      if (v.contains(k) && v.at(k).is_string()) e.message = v.at(k).get<std::string>();
+    for (const char* k : {"category", "type", "exception"})
+      if (v.contains(k) && v.at(k).is_string()) e.category = v.at(k).get<std::string>();
+  }
+}
+
+ExpectedError expected_error(const json& cj) {
+  ExpectedError e;
+  if (auto it = cj.find("expect_error"); it != cj.end()) {
+    e.expected = it->is_boolean() ? it->get<bool>() : !it->is_null();
+    read_error_spec(*it, e);
+  }
+  if (auto it = cj.find("error"); it != cj.end()) read_error_spec(*it, e);
+  if (cj.contains("error_message") && cj.at("error_message").is_string()) e.message = cj.at("error_message").get<std::string>();
+  if (cj.contains("error_category") && cj.at("error_category").is_string())
+    e.category = cj.at("error_category").get<std::string>();
+  if (!e.message.empty() || !e.category.empty()) e.expected = true;
+  return e;
+}
+
+std::string lower(std::string s) {
+  for (char& ch : s) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return s;
+}
+
+// Where an exception of a case came from: the implementation rejecting the parameters (an
+// rdm::Error), the golden data (CaseError), or anything else (a bug: a torch or JSON error).
+enum class ErrorSource { None, Rejected, Golden, Internal };
+
+const char* source_name(ErrorSource s) {
+  switch (s) {
+    case ErrorSource::Rejected: return "rejected";
+    case ErrorSource::Golden: return "golden-data error";
+    case ErrorSource::Internal: return "internal error";
+    default: return "none";
+  }
+}
+
+// Judges an expect_error case: passes only for a rejection by the implementation that matches
+// the expected message and category when the case gives them.
+bool judge_expected_error(const ExpectedError& want, ErrorSource src, const std::string& error, std::string& detail) {
+  if (src == ErrorSource::None) {
+    detail = "expected an error, got none";
+    return false;
+  }
+  if (src != ErrorSource::Rejected) {
+    detail = fmt::format("expected the implementation to reject the case, got a {}: {}", source_name(src), error);
+    return false;
+  }
+  const std::string msg = lower(error);
+  if (!want.message.empty() && msg.find(lower(want.message)) == std::string::npos) {
+    detail = fmt::format("expected an error containing '{}', got: {}", want.message, error);
+    return false;
+  }
+  if (!want.category.empty()) {
+    const std::string cat = lower(want.category);
+    if (cat != "rejected" && cat != "error" && msg.find(cat) == std::string::npos) {
+      detail = fmt::format("expected a {} error, got: {}", want.category, error);
+      return false;
+    }
+  }
+  detail = "rejected as expected: " + error;
+  return true;
+}
+
+// The one-line verdict of a case that ran without an expected error.
+bool judge_outputs(const Report& r, ErrorSource src, const std::string& error, std::string& detail) {
+  if (src != ErrorSource::None) {
+    detail = fmt::format("{}: {}", src == ErrorSource::Rejected ? "error" : source_name(src), error);
+    return false;
+  }
+  if (r.entries().empty()) {
+    detail = "no output was compared";
+    return false;
+  }
+  const Report::Entry* worst = &r.entries().front();
+  for (const auto& e : r.entries())
+    if (!e.pass || e.ratio > worst->ratio) {
+      if (!worst->pass && e.pass) continue;
+      worst = &e;
+    }
+  detail = fmt::format("max_abs_err {:.3g} tol {:.3g} [{}] ({} outputs)", worst->max_abs, worst->tol, worst->role,
+                       r.entries().size());
+  if (!worst->pass && !worst->message.empty()) detail += ": " + worst->message;
+  return r.passed();
+}
+
+json read_cases(const fs::path& dir) {
   const fs::path cases_path = dir / "cases.json";
   std::ifstream f(cases_path);
   if (!f) fail("cannot open '{}': is '{}' a golden folder?", cases_path.string(), dir.string());
@@ -184,59 +304,55 @@ Summary run(const fs::path& dir, const Options& opts, std::ostream& out) {
   }
   if (!doc.contains("cases") || !doc["cases"].is_array())
     fail("'{}' has no 'cases' array (schema golden-cases/1)", cases_path.string());
+  return doc;
+}
 
+}  // namespace
+
+Summary run(const fs::path& dir, const Options& opts, std::ostream& out) {
+  const json doc = read_cases(dir);
   torch::NoGradGuard no_grad;
   FileCache cache;
   Summary s;
+  s.total = static_cast<int>(doc["cases"].size());
   const auto& table = kinds();
   for (const json& cj : doc["cases"]) {
     const std::string id = cj.value("id", std::string("?"));
     const std::string kind = cj.value("kind", std::string("?"));
     if (!opts.filter.empty() && id.find(opts.filter) == std::string::npos) continue;
+    ++s.selected;
     const auto t0 = std::chrono::steady_clock::now();
     auto it = table.find(kind);
     if (it == table.end()) {
-      out << fmt::format("SKIP  {}  (kind '{}' not supported)\n", id, kind);
+      out << fmt::format("SKIP  {}  (kind '{}' is not implemented by this runner)\n", id, kind);
       ++s.skipped;
       continue;
     }
     Case c(dir, cj, cache);
     Report r(c);
-    const bool expect_error = cj.value("expect_error", false);
+    const ExpectedError want = expected_error(cj);
+    ErrorSource src = ErrorSource::None;
     std::string error;
     try {
       it->second(c, r);
     } catch (const Unsupported& e) {
-      out << fmt::format("SKIP  {}  ({})\n", id, e.what());
+      out << fmt::format("SKIP  {}  (not supported: {})\n", id, e.what());
       ++s.skipped;
       continue;
+    } catch (const CaseError& e) {
+      src = ErrorSource::Golden;
+      error = e.what();
+    } catch (const Error& e) {
+      src = ErrorSource::Rejected;
+      error = e.what();
     } catch (const std::exception& e) {
+      src = ErrorSource::Internal;
       error = e.what();
     }
+    if (auto nl = error.find('\n'); nl != std::string::npos) error.resize(nl);  // c10 backtraces
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    bool pass;
     std::string detail;
-    if (expect_error) {
-      pass = !error.empty();
-      detail = pass ? "rejected as expected: " + error : "expected an error, got none";
-    } else if (!error.empty()) {
-      pass = false;
-      detail = "error: " + error;
-    } else if (r.entries().empty()) {
-      pass = false;
-      detail = "no output was compared";
-    } else {
-      pass = r.passed();
-      const Report::Entry* worst = &r.entries().front();
-      for (const auto& e : r.entries())
-        if (!e.pass || e.ratio > worst->ratio) {
-          if (!worst->pass && e.pass) continue;
-          worst = &e;
-        }
-      detail = fmt::format("max_abs_err {:.3g} tol {:.3g} [{}] ({} outputs)", worst->max_abs, worst->tol,
-                           worst->role, r.entries().size());
-      if (!worst->pass && !worst->message.empty()) detail += ": " + worst->message;
-    }
+    const bool pass = want.expected ? judge_expected_error(want, src, error, detail) : judge_outputs(r, src, error, detail);
     out << fmt::format("{}  {}  {}  {:.2f}s\n", pass ? "PASS" : "FAIL", id, detail, secs);
     if (opts.verbose || !pass)
       for (const auto& e : r.entries())

@@ -83,6 +83,6 @@ TEST(CliEmbed, Errors) {
   EXPECT_EQ(run("embed --tokens --no-truncate " + vocab + " --text '" + long_text + "'").code, 1);
   EXPECT_EQ(run("embed --tokens " + vocab + " --text '" + long_text + "'").code, 0);
   EXPECT_EQ(run("embed --clip " + (g / "models" / "tiny_clip.safetensors").string() + " " + vocab +
-                " --image /nonexistent.png").code, 1);
+                " --image /nonexistent.png").code, 2);  // a path that does not exist: usage error
   EXPECT_EQ(run("embed --tokens " + vocab + " --text \"$(printf '\\377\\376')\"").code, 1);  // invalid UTF-8
 }

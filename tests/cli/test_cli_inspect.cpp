@@ -138,7 +138,9 @@ TEST(CliInspect, BrokenFilesExitOneWithOneLineNamingTheFile) {
     EXPECT_NE(r.err.find(p.string()), std::string::npos) << name << ": " << r.err;
     EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << name << ": " << r.err;
   }
+  // A path that does not exist is a usage error (exit 2), still one line naming it.
   RunResult r = rdm("inspect '" + (dir / "does-not-exist.ckpt").string() + "'");
-  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("does-not-exist.ckpt"), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
 }

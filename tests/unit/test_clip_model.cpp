@@ -12,11 +12,13 @@
 #include "rdm/clip/clip_model.hpp"
 #include "rdm/error.hpp"
 #include "rdm/io/safetensors.hpp"
+#include "unit/clip_hf_util.hpp"
 
 namespace fs = std::filesystem;
 using rdm::clip::ClipConfig;
 using rdm::clip::ClipModel;
 using rdm::io::StateDict;
+using clip_test::to_hf;
 
 namespace {
 ClipConfig tiny() {
@@ -72,53 +74,6 @@ StateDict random_state(const ClipConfig& c, uint64_t seed) {
   sd["visual.ln_post.bias"] = r({vw});
   sd["visual.proj"] = r({vw, c.embed_dim}, 0.5);
   return sd;
-}
-
-// OpenAI -> Hugging Face names, written independently of the library's inverse mapping
-// (transformers' convert_clip_original_pytorch_to_hf.py naming).
-StateDict to_hf(const StateDict& sd, const ClipConfig& c) {
-  StateDict hf;
-  auto blocks = [&](const std::string& src, const std::string& dst, int64_t layers, int64_t w) {
-    for (int64_t i = 0; i < layers; ++i) {
-      const std::string s = src + std::to_string(i) + ".", d = dst + std::to_string(i) + ".";
-      auto W = sd.at(s + "attn.in_proj_weight");
-      auto B = sd.at(s + "attn.in_proj_bias");
-      hf[d + "self_attn.q_proj.weight"] = W.slice(0, 0, w).clone();
-      hf[d + "self_attn.k_proj.weight"] = W.slice(0, w, 2 * w).clone();
-      hf[d + "self_attn.v_proj.weight"] = W.slice(0, 2 * w, 3 * w).clone();
-      hf[d + "self_attn.q_proj.bias"] = B.slice(0, 0, w).clone();
-      hf[d + "self_attn.k_proj.bias"] = B.slice(0, w, 2 * w).clone();
-      hf[d + "self_attn.v_proj.bias"] = B.slice(0, 2 * w, 3 * w).clone();
-      hf[d + "self_attn.out_proj.weight"] = sd.at(s + "attn.out_proj.weight");
-      hf[d + "self_attn.out_proj.bias"] = sd.at(s + "attn.out_proj.bias");
-      hf[d + "layer_norm1.weight"] = sd.at(s + "ln_1.weight");
-      hf[d + "layer_norm1.bias"] = sd.at(s + "ln_1.bias");
-      hf[d + "layer_norm2.weight"] = sd.at(s + "ln_2.weight");
-      hf[d + "layer_norm2.bias"] = sd.at(s + "ln_2.bias");
-      hf[d + "mlp.fc1.weight"] = sd.at(s + "mlp.c_fc.weight");
-      hf[d + "mlp.fc1.bias"] = sd.at(s + "mlp.c_fc.bias");
-      hf[d + "mlp.fc2.weight"] = sd.at(s + "mlp.c_proj.weight");
-      hf[d + "mlp.fc2.bias"] = sd.at(s + "mlp.c_proj.bias");
-    }
-  };
-  blocks("transformer.resblocks.", "text_model.encoder.layers.", c.transformer_layers, c.transformer_width);
-  blocks("visual.transformer.resblocks.", "vision_model.encoder.layers.", c.vision_layers, c.vision_width);
-  hf["text_model.embeddings.token_embedding.weight"] = sd.at("token_embedding.weight");
-  hf["text_model.embeddings.position_embedding.weight"] = sd.at("positional_embedding");
-  hf["text_model.embeddings.position_ids"] = torch::arange(c.context_length).unsqueeze(0);
-  hf["text_model.final_layer_norm.weight"] = sd.at("ln_final.weight");
-  hf["text_model.final_layer_norm.bias"] = sd.at("ln_final.bias");
-  hf["text_projection.weight"] = sd.at("text_projection").t().contiguous();
-  hf["vision_model.embeddings.patch_embedding.weight"] = sd.at("visual.conv1.weight");
-  hf["vision_model.embeddings.class_embedding"] = sd.at("visual.class_embedding");
-  hf["vision_model.embeddings.position_embedding.weight"] = sd.at("visual.positional_embedding");
-  hf["vision_model.pre_layrnorm.weight"] = sd.at("visual.ln_pre.weight");
-  hf["vision_model.pre_layrnorm.bias"] = sd.at("visual.ln_pre.bias");
-  hf["vision_model.post_layernorm.weight"] = sd.at("visual.ln_post.weight");
-  hf["vision_model.post_layernorm.bias"] = sd.at("visual.ln_post.bias");
-  hf["visual_projection.weight"] = sd.at("visual.proj").t().contiguous();
-  hf["logit_scale"] = sd.at("logit_scale");
-  return hf;
 }
 
 torch::Tensor tokens_for(const ClipConfig& c) {
