@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include <nlohmann/json.hpp>
+#include <spdlog/fmt/fmt.h>
 
 #include "cli/cmd_db.hpp"
 #include "rdm/io/safe_text.hpp"
