@@ -153,7 +153,8 @@ TEST(CliHostile, DbBuildAccountsForEveryFileAndKeepsToTheRoot) {
   ASSERT_EQ(s.code, 0) << s.err;
   EXPECT_FALSE(has_control_bytes(s.out));
   std::set<std::string> paths;
-  for (auto& nb : json::parse(s.out)["neighbors"]) paths.insert(nb["path"].get<std::string>());
+  const json found = json::parse(s.out);
+  for (auto& nb : found["neighbors"]) paths.insert(nb["path"].get<std::string>());
   EXPECT_TRUE(paths.count("esc\x1b[31m.png"));
   EXPECT_TRUE(paths.count("icons/global.gif"));
 
