@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 secs=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(safetensors torch_zip pickle npy)
+[ ${#targets[@]} -gt 0 ] || targets=(safetensors torch_zip pickle npy png_record gif ico)
 
 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang \
   -DCMAKE_CXX_COMPILER=clang++ -DRDM_BUILD_FUZZ=ON -DRDM_BUILD_TESTS=OFF -DRDM_BUILD_BENCH=OFF >/dev/null
@@ -20,7 +20,11 @@ for t in "${targets[@]}"; do
   mkdir -p "build-fuzz/crashes/$t" "$work/$t"
   echo "== fuzz_$t for ${secs}s"
   # detect_leaks=0: LibTorch keeps global allocations alive until exit.
-  if ! ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1 ./build-fuzz/fuzz/fuzz_"$t" "$work/$t" \
+  # The committed corpus (fuzz/corpus/<target>/) seeds the run; new inputs go to $work/$t.
+  # Grow the committed one with: fuzz_<t> -merge=1 fuzz/corpus/<t> $work/<t>
+  seeds=()
+  [ -d "fuzz/corpus/$t" ] && seeds=("fuzz/corpus/$t")
+  if ! ASAN_OPTIONS=detect_leaks=0:allocator_may_return_null=1 ./build-fuzz/fuzz/fuzz_"$t" "$work/$t" "${seeds[@]}" \
       -max_total_time="$secs" -max_len=65536 -rss_limit_mb=4096 -timeout=10 -print_final_stats=1 \
       -artifact_prefix="build-fuzz/crashes/$t/" 2>"build-fuzz/fuzz_$t.log"; then
     status=1

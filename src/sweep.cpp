@@ -12,6 +12,7 @@
 
 #include "rdm/error.hpp"
 #include "rdm/io/atomic_file.hpp"
+#include "rdm/io/safe_file.hpp"
 #include "rdm/model_paths.hpp"
 #include "rdm/output.hpp"
 #include "rdm/retrieval/build.hpp"
@@ -216,11 +217,7 @@ SampleRequest to_request(const SweepJob& j) {
 }
 
 void append_line(const fs::path& log, const json& j) {
-  std::ofstream f(log, std::ios::app);
-  if (!f) fail("cannot append to results log '{}'", log.string());
-  f << j.dump() << "\n";
-  f.flush();
-  if (!f) fail("cannot append to results log '{}'", log.string());
+  io::append_file_nofollow(log, j.dump() + "\n");  // a symlink planted as the log is refused
 }
 }  // namespace
 

@@ -20,7 +20,7 @@ struct BuildArgs {
   std::string shard = "0/1", name, index = "Flat", dtype = "float32";
   int64_t batch = 32, workers = 0, nprobe = 0, ef = 0, rerank = 0, max_pixels = 2LL * 89478485;
   int64_t recall_k = 19, train_size = 0;
-  bool append = false, json = false;
+  bool append = false, json = false, follow_links = false;
 };
 
 std::string hms(double s) {
@@ -99,6 +99,8 @@ void add_db_build_command(CLI::App& db) {
   c->add_option("--max-pixels", args->max_pixels, "Skip images with more pixels (decompression bombs)")
       ->capture_default_str()->check(CLI::PositiveNumber);
   c->add_flag("--append", args->append, "Add new images to an existing database");
+  c->add_flag("--follow-links", args->follow_links,
+              "Follow symbolic links that lead outside the image folder (default: listed as skipped)");
   c->add_option("--shard", args->shard, "Embed shard I of N (deterministic split by path hash)")
       ->capture_default_str();
   c->add_option("--name", args->name, "Database name (default: folder name)");
@@ -128,6 +130,7 @@ void add_db_build_command(CLI::App& db) {
     o.workers = args->workers;
     o.max_pixels = args->max_pixels;
     o.append = args->append;
+    o.follow_links = args->follow_links;
     o.name = args->name;
     parse_shard(args->shard, o.shard_index, o.shard_count);
     o.index.description = args->index;
@@ -138,10 +141,14 @@ void add_db_build_command(CLI::App& db) {
     o.index.recall_k = args->recall_k;
     o.index.dtype = args->dtype;
     retrieval::BuildReport r = retrieval::build_database(o, make_progress());
-    spdlog::info("database '{}': {} images indexed ({} new), {} skipped, {} duplicates{} in {:.1f} s; "
-                 "report: {}", args->out, r.indexed, r.new_items, r.skipped, r.duplicates,
-                 r.recall >= 0 ? fmt::format(", recall@{} {:.4f}", args->recall_k, r.recall) : "",
-                 r.seconds, r.report_file.string());
+    std::string recall;
+    if (r.recall >= 0 && r.recall_raw >= 0 && r.recall_raw != r.recall)
+      recall = fmt::format(", recall@{} {:.4f} with re-ranking ({:.4f} raw ANN)", args->recall_k, r.recall, r.recall_raw);
+    else if (r.recall >= 0)
+      recall = fmt::format(", recall@{} {:.4f}", args->recall_k, r.recall);
+    spdlog::info("database '{}': {} files scanned: {} indexed ({} new), {} skipped, {} duplicates{} in "
+                 "{:.1f} s; report: {}", args->out, r.scanned, r.indexed, r.new_items, r.skipped,
+                 r.duplicates, recall, r.seconds, r.report_file.string());
     if (args->json) std::cout << r.to_json().dump(2) << std::endl;
   });
 }

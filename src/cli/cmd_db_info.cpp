@@ -3,9 +3,12 @@
 #include <iostream>
 
 #include <nlohmann/json.hpp>
+#include <spdlog/fmt/fmt.h>
 
 #include "cli/cmd_db.hpp"
+#include "rdm/io/safe_text.hpp"
 #include "rdm/retrieval/database.hpp"
+#include "rdm/retrieval/norms.hpp"
 
 namespace rdm::cli {
 namespace fs = std::filesystem;
@@ -31,21 +34,30 @@ void add_db_info_command(CLI::App& db) {
     }
     nlohmann::json labels = nlohmann::json::object();
     for (auto& [label, n] : d.label_counts()) labels[label] = n;
+    const retrieval::NormStats ns = retrieval::embedding_norms(a->dir);
     nlohmann::json j = m.to_json();
+    j["norms"] = {{"min", ns.min}, {"max", ns.max}, {"not_finite", ns.not_finite}, {"zero", ns.zero},
+                  {"off_unit", ns.off_unit}, {"tolerance", ns.tolerance}, {"l2_normalised", ns.normalised()}};
     j["path"] = fs::absolute(a->dir).string();
     j["labels"] = labels;
     j["size_on_disk"] = bytes;
     j["files"] = files;
     if (a->json) {
-      std::cout << j.dump(2) << std::endl;
+      std::cout << io::dump_json_safe(j, 2) << std::endl;
       return;
     }
     auto& o = std::cout;
-    o << "database     " << d.name() << "  (" << j["path"].get<std::string>() << ")\n";
-    o << "items        " << m.count << " x " << m.dim << " " << m.embeddings_dtype
-      << " (L2-normalised)\n";
-    o << "clip         " << m.clip_identity << ", preprocess " << m.preprocess << "\n";
-    o << "index        " << m.index;
+    using io::escape_for_terminal;
+    o << "database     " << escape_for_terminal(d.name()) << "  (" << escape_for_terminal(j["path"].get<std::string>()) << ")\n";
+    o << "items        " << m.count << " x " << m.dim << " " << m.embeddings_dtype << " ("
+      << (m.count == 0 ? std::string("empty")
+          : ns.normalised()
+              ? fmt::format("L2-normalised: norms {:.6f} to {:.6f}", ns.min, ns.max)
+              : fmt::format("NOT L2-normalised: norms {:.6f} to {:.6f}, {} zero, {} NaN/infinite, "
+                            "{} off unit length", ns.min, ns.max, ns.zero, ns.not_finite, ns.off_unit))
+      << ")\n";
+    o << "clip         " << escape_for_terminal(m.clip_identity) << ", preprocess " << escape_for_terminal(m.preprocess) << "\n";
+    o << "index        " << escape_for_terminal(m.index);
     if (m.nprobe) o << ", nprobe " << m.nprobe;
     if (m.ef) o << ", ef " << m.ef;
     if (m.rerank) o << ", rerank " << m.rerank;
@@ -53,19 +65,19 @@ void add_db_info_command(CLI::App& db) {
       o << ", recall@" << m.report["recall"].value("k", 0) << " "
         << m.report["recall"].value("value", 0.0);
     o << "\n";
-    o << "source       " << m.source.value("kind", std::string("?"));
-    if (m.source.contains("root")) o << " " << m.source["root"].get<std::string>();
+    o << "source       " << escape_for_terminal(m.source.value("kind", std::string("?")));
+    if (m.source.contains("root")) o << " " << escape_for_terminal(m.source["root"].get<std::string>());
     o << "\n";
     if (m.report.contains("skipped") || m.report.contains("duplicates"))
       o << "report       " << m.report.value("skipped", int64_t{0}) << " skipped, "
         << m.report.value("duplicates", int64_t{0}) << " duplicates (see "
-        << m.report.value("report_file", std::string("-")) << ")\n";
-    o << "created      " << m.created << "\n";
-    o << "content      " << m.content_hash << "\n";
+        << escape_for_terminal(m.report.value("report_file", std::string("-"))) << ")\n";
+    o << "created      " << escape_for_terminal(m.created) << "\n";
+    o << "content      " << escape_for_terminal(m.content_hash) << "\n";
     o << "size on disk " << (bytes + 512 * 1024) / (1024 * 1024) << " MiB (" << bytes << " bytes)\n";
     o << "labels       " << labels.size() << "\n";
     for (auto& [label, n] : labels.items())
-      o << "  " << (label.empty() ? std::string("(root)") : label) << "  " << n.get<int64_t>() << "\n";
+      o << "  " << (label.empty() ? std::string("(root)") : io::escape_for_terminal(label)) << "  " << n.get<int64_t>() << "\n";
   });
 }
 

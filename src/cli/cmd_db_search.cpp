@@ -14,6 +14,7 @@
 #include "rdm/clip/tokenizer.hpp"
 #include "rdm/error.hpp"
 #include "rdm/io/image.hpp"
+#include "rdm/io/safe_text.hpp"
 #include "rdm/retrieval/build.hpp"
 #include "rdm/retrieval/database.hpp"
 
@@ -79,15 +80,20 @@ void add_db_search_command(CLI::App& db) {
       j["query"] = a->text.empty() ? nlohmann::json{{"image", a->image}} : nlohmann::json{{"text", a->text}};
       nlohmann::json list = nlohmann::json::array();
       for (size_t r = 0; r < res.size(); ++r)
-        list.push_back({{"rank", r + 1}, {"id", res[r].id}, {"score", res[r].score},
-                        {"path", res[r].path}, {"label", res[r].label}});
+      {
+        nlohmann::json nb{{"rank", r + 1}, {"id", res[r].id}, {"score", res[r].score},
+                          {"path", res[r].path}, {"label", res[r].label}};
+        if (res[r].path.empty()) nb["img_id"] = d.item(res[r].id).orig_id;  // imports: the source id
+        list.push_back(std::move(nb));
+      }
       j["neighbors"] = list;
-      std::cout << j.dump(2) << std::endl;
+      std::cout << io::dump_json_safe(j, 2) << std::endl;
     } else {
       std::cout << "rank  score     id        label / path\n";
       for (size_t r = 0; r < res.size(); ++r) {
         std::string where = res[r].path.empty() ? d.item(res[r].id).orig_id : res[r].path;
-        std::cout << fmt::format("{:>4}  {:.6f}  {:<8}  {}\n", r + 1, res[r].score, res[r].id, where);
+        std::cout << fmt::format("{:>4}  {:.6f}  {:<8}  {}\n", r + 1, res[r].score, res[r].id,
+                                 io::escape_for_terminal(where));
       }
     }
     if (!a->sheet.empty()) {

@@ -10,6 +10,7 @@
 #include "cli/progress.hpp"
 #include "rdm/error.hpp"
 #include "rdm/io/png.hpp"
+#include "rdm/io/safe_text.hpp"
 #include "rdm/output.hpp"
 #include "rdm/pipeline.hpp"
 
@@ -55,8 +56,7 @@ void run_sample(const SampleOpts& o, const CLI::App& cmd) {
     auto png = io::read_png(o.from_png);
     auto rec_text = png.find("rdm");
     if (!rec_text) fail("'{}' has no rdm metadata chunk: it was not made by rdm sample", o.from_png);
-    json rec = json::parse(*rec_text, nullptr, false);
-    if (rec.is_discarded()) fail("'{}': the rdm metadata chunk is not valid JSON", o.from_png);
+    json rec = io::parse_json_bounded(*rec_text, fmt::format("'{}': the rdm metadata chunk", o.from_png));
     base = request_from_record(rec);
     prompts = {base.prompt};
     if (mo.model.empty()) mo.model = rec["model"].value("path", std::string());

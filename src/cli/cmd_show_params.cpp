@@ -1,4 +1,6 @@
 // rdm show-params FILE.png: prints the parameters an image was made with (its text chunks).
+// The chunks are untrusted: the JSON record is parsed with size and nesting limits, and
+// everything printed has its control characters escaped (no terminal escape gets through).
 #include <iostream>
 
 #include <nlohmann/json.hpp>
@@ -6,6 +8,7 @@
 #include "cli/commands.hpp"
 #include "rdm/error.hpp"
 #include "rdm/io/png.hpp"
+#include "rdm/io/safe_text.hpp"
 
 namespace rdm::cli {
 
@@ -19,6 +22,7 @@ void add_show_params_command(CLI::App& app) {
   cmd->add_option("files", opts->files, "PNG files")->required()->check(CLI::ExistingFile);
   cmd->add_flag("--json", opts->json, "Print only the rdm JSON record (one line per file)");
   cmd->callback([opts] {
+    using io::escape_for_terminal;
     for (const auto& file : opts->files) {
       auto text = io::read_png_text(file);
       const io::PngText* params = nullptr;
@@ -27,25 +31,22 @@ void add_show_params_command(CLI::App& app) {
         if (t.key == "parameters" && !params) params = &t;
         if (t.key == "rdm" && !record) record = &t;
       }
+      const std::string what = fmt::format("'{}': the rdm metadata chunk", escape_for_terminal(file));
       if (opts->json) {
-        if (!record) fail("'{}' has no rdm metadata chunk (not made by rdm?)", file);
-        nlohmann::json j = nlohmann::json::parse(record->text, nullptr, false);
-        if (j.is_discarded()) fail("'{}': the rdm metadata chunk is not valid JSON", file);
-        std::cout << j.dump() << "\n";
+        if (!record) fail("'{}' has no rdm metadata chunk (not made by rdm?)", escape_for_terminal(file));
+        std::cout << io::dump_json_safe(io::parse_json_bounded(record->text, what)) << "\n";
         continue;
       }
-      if (opts->files.size() > 1) std::cout << "== " << file << "\n";
+      if (opts->files.size() > 1) std::cout << "== " << escape_for_terminal(file) << "\n";
       if (text.empty()) {
         std::cout << "(no text chunks)\n";
         continue;
       }
-      if (params) std::cout << params->text << "\n";
-      if (record) {
-        nlohmann::json j = nlohmann::json::parse(record->text, nullptr, false);
-        std::cout << (j.is_discarded() ? record->text : j.dump(2)) << "\n";
-      }
+      if (params) std::cout << escape_for_terminal(params->text, true) << "\n";
+      if (record) std::cout << io::dump_json_safe(io::parse_json_bounded(record->text, what), 2) << "\n";
       for (const auto& t : text)
-        if (&t != params && &t != record) std::cout << t.key << ": " << t.text << "\n";
+        if (&t != params && &t != record)
+          std::cout << escape_for_terminal(t.key) << ": " << escape_for_terminal(t.text, true) << "\n";
     }
   });
 }

@@ -22,6 +22,8 @@
 
 #include "rdm/error.hpp"
 #include "rdm/io/atomic_file.hpp"
+#include "rdm/io/image_formats.hpp"
+#include "rdm/io/safe_file.hpp"
 
 namespace rdm::io {
 namespace fs = std::filesystem;
@@ -325,11 +327,17 @@ std::pair<int64_t, int64_t> probe_image_size(const fs::path& path) {
 Image read_image(const fs::path& path, int64_t max_pixels) {
   if (!fs::exists(path)) fail("image '{}' does not exist", path.string());
   if (!fs::is_regular_file(path)) fail("image '{}' is not a regular file", path.string());
-  std::string data = read_file(path);
+  std::string data = read_regular_file(path, kMaxImageFileBytes);
   if (data.empty()) fail("image '{}' is empty", path.string());
   auto [w, h] = probe_bytes(data);
   if (w >= 0) check_size(path, w, h, max_pixels);
   if (data.size() >= 8 && std::memcmp(data.data(), "\x89PNG\r\n\x1a\n", 8) == 0) return decode_png(path, data, max_pixels);
+  if (is_gif(data)) return decode_gif(data, path.string(), max_pixels);
+  if (is_ico(data))
+    return decode_ico(data, path.string(), max_pixels,
+                      [&](std::string_view png) { return decode_png(path, std::string(png), max_pixels); });
+  if (const char* kind = unsupported_format(data))
+    fail("image '{}': {} is not a format rdm reads", path.string(), kind);
   if (Image bmp; decode_bmp_palette(path, data, bmp)) return bmp;
   Image img = decode_opencv(path, data, max_pixels);
   if (data.size() >= 3 && static_cast<unsigned char>(data[0]) == 0xFF && static_cast<unsigned char>(data[1]) == 0xD8) img.format = "JPEG";

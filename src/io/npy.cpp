@@ -1,6 +1,7 @@
 // numpy .npy / .npz reader and writer. Port of numpy/lib/format.py (magic, header dict
 // {'descr', 'fortran_order', 'shape'}, padding) and of numpy's savez (a zip of <name>.npy).
 #include "rdm/io/npy.hpp"
+#include "rdm/io/npy_strings.hpp"
 
 #include <algorithm>
 #include <cstring>
@@ -144,7 +145,8 @@ Header parse_header(const std::uint8_t* d, std::size_t size, const std::string& 
   if (h.endian != '<' && h.endian != '>' && h.endian != '|' && h.endian != '=')
     fail("'{}': unsupported dtype '{}'", name, descr);
   const std::string digits = descr.substr(2);
-  if (digits.empty() || digits.size() > 2 || digits.find_first_not_of("0123456789") != std::string::npos)
+  const std::size_t max_digits = (h.kind == 'U' || h.kind == 'S') ? 6 : 2;  // string widths: <U14, |S100
+  if (digits.empty() || digits.size() > max_digits || digits.find_first_not_of("0123456789") != std::string::npos)
     fail("'{}': unsupported dtype '{}'", name, descr);
   h.itemsize = std::stoi(digits);
   return h;
@@ -226,6 +228,74 @@ torch::Tensor make_tensor(const Header& h, const std::uint8_t* data, std::size_t
     }
   }
   return t;
+}
+
+// numpy string arrays: |S<n> (bytes, NUL-padded) and <U<n> / >U<n> (UTF-32, NUL-padded),
+// each element to UTF-8 without its trailing NULs (as numpy returns them).
+std::vector<std::string> strings_from_bytes(const std::uint8_t* d, std::size_t size, const std::string& name,
+                                            std::vector<int64_t>* shape) {
+  const Header h = parse_header(d, size, name);
+  if (h.kind != 'U' && h.kind != 'S') fail("'{}': not a string array (dtype '{}')", name, descr_of(h));
+  const std::size_t width = h.kind == 'U' ? static_cast<std::size_t>(h.itemsize) * 4 : h.itemsize;
+  std::uint64_t numel = 1;
+  for (auto n : h.shape) {
+    if (n && numel > (std::uint64_t(1) << 40) / static_cast<std::uint64_t>(n)) fail("'{}': impossible shape", name);
+    numel *= static_cast<std::uint64_t>(n);
+  }
+  const std::size_t avail = size - h.data_offset;
+  if (width && numel > avail / width)
+    fail("'{}': truncated .npy data: {} strings of {} bytes need more than the {} bytes left", name, numel, width, avail);
+  if (shape) *shape = h.shape;
+  std::vector<std::string> out;
+  out.reserve(static_cast<std::size_t>(numel));
+  const std::uint8_t* p = d + h.data_offset;
+  for (std::uint64_t i = 0; i < numel; ++i, p += width) {
+    std::string s;
+    if (h.kind == 'S') {
+      std::size_t n = width;
+      while (n > 0 && p[n - 1] == 0) --n;
+      s.assign(reinterpret_cast<const char*>(p), n);
+    } else {
+      std::size_t n = width / 4;
+      auto cp_at = [&](std::size_t k) {
+        const std::uint8_t* q = p + 4 * k;
+        return h.endian == '>' ? (std::uint32_t(q[0]) << 24) | (std::uint32_t(q[1]) << 16) | (std::uint32_t(q[2]) << 8) | q[3]
+                               : (std::uint32_t(q[3]) << 24) | (std::uint32_t(q[2]) << 16) | (std::uint32_t(q[1]) << 8) | q[0];
+      };
+      while (n > 0 && cp_at(n - 1) == 0) --n;
+      for (std::size_t k = 0; k < n; ++k) {
+        const std::uint32_t c = cp_at(k);
+        if (c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) fail("'{}': string {} holds the invalid code point {:#x}", name, i, c);
+        if (c < 0x80) {
+          s += static_cast<char>(c);
+        } else if (c < 0x800) {
+          s += static_cast<char>(0xC0 | (c >> 6));
+          s += static_cast<char>(0x80 | (c & 0x3F));
+        } else if (c < 0x10000) {
+          s += static_cast<char>(0xE0 | (c >> 12));
+          s += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
+          s += static_cast<char>(0x80 | (c & 0x3F));
+        } else {
+          s += static_cast<char>(0xF0 | (c >> 18));
+          s += static_cast<char>(0x80 | ((c >> 12) & 0x3F));
+          s += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
+          s += static_cast<char>(0x80 | (c & 0x3F));
+        }
+      }
+    }
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+bool is_string_npy(const std::uint8_t* d, std::size_t size) {
+  if (size < 10 || std::memcmp(d, "\x93NUMPY", 6) != 0) return false;
+  try {
+    const Header h = parse_header(d, size, "");
+    return h.kind == 'U' || h.kind == 'S';
+  } catch (const Error&) {
+    return false;
+  }
 }
 
 torch::Tensor from_bytes(const std::uint8_t* d, std::size_t size, const std::string& name,
@@ -318,6 +388,38 @@ TensorFile read_npz_file(const fs::path& path) {
 }
 
 std::map<std::string, torch::Tensor> read_npz(const fs::path& path) { return read_npz_file(path).tensors; }
+
+NpzArrays read_npz_arrays(const fs::path& path) {
+  const std::string file = path.string();
+  ZipArchive zip = ZipArchive::open(path);
+  NpzArrays out;
+  for (const auto& e : zip.entries()) {
+    if (!e.name.empty() && e.name.back() == '/') continue;
+    if (e.name.size() < 4 || e.name.compare(e.name.size() - 4, 4, ".npy") != 0)
+      fail("'{}': member '{}' is not a .npy array", file, e.name);
+    const std::string key = e.name.substr(0, e.name.size() - 4);
+    const std::string where = file + ":" + e.name;
+    std::string copy;
+    const std::uint8_t* p = zip.stored_data(e);
+    std::size_t n = static_cast<std::size_t>(e.uncompressed_size);
+    if (!p) {
+      copy = zip.read(e, std::numeric_limits<std::uint64_t>::max());
+      p = reinterpret_cast<const std::uint8_t*>(copy.data());
+      n = copy.size();
+    }
+    if (is_string_npy(p, n)) {
+      out.strings[key] = strings_from_bytes(p, n, where, &out.string_shapes[key]);
+    } else {
+      out.tensors[key] = copy.empty() && zip.stored_data(e) ? from_bytes(p, n, where, zip.file()) : parse_npy(copy, where);
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> parse_npy_strings(std::string_view bytes, const std::string& name,
+                                           std::vector<int64_t>* shape) {
+  return strings_from_bytes(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size(), name, shape);
+}
 
 void write_npz(const fs::path& path, const std::map<std::string, torch::Tensor>& arrays, bool compressed) {
   std::vector<std::pair<std::string, std::string>> members;

@@ -11,6 +11,8 @@
 
 #include "rdm/error.hpp"
 #include "rdm/io/atomic_file.hpp"
+#include "rdm/io/safe_file.hpp"
+#include "rdm/io/png_text.hpp"
 
 namespace rdm::io {
 namespace fs = std::filesystem;
@@ -132,7 +134,7 @@ bool decode_impl(const std::string& bytes, bool want_pixels, DecodeState* st, Er
   png_set_read_fn(png, &rb, read_cb);
   png_set_user_limits(png, 1u << 16, 1u << 16);
   png_set_chunk_cache_max(png, 1000);
-  png_set_chunk_malloc_max(png, 64u << 20);
+  png_set_chunk_malloc_max(png, kMaxPngChunkBytes);
   png_read_info(png, info);
   png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
   if (static_cast<int64_t>(w) * static_cast<int64_t>(h) > kMaxPngPixels)
@@ -219,8 +221,8 @@ PngFile decode_png(const std::string& bytes, const std::string& name) {
   return f;
 }
 
-PngFile read_png(const fs::path& path) { return decode_png(read_file(path), path.string()); }
-
-std::vector<PngText> read_png_text(const fs::path& path) { return read_png(path).text; }
+PngFile read_png(const fs::path& path) {
+  return decode_png(read_regular_file(path, kMaxPngFileBytes), path.string());
+}
 
 }  // namespace rdm::io

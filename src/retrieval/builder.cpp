@@ -28,6 +28,8 @@
 #include "retrieval/scan.hpp"
 #include "retrieval/sha256.hpp"
 #include "retrieval/store.hpp"
+#include "rdm/io/safe_file.hpp"
+#include "rdm/io/image_formats.hpp"
 
 namespace rdm::retrieval {
 namespace fs = std::filesystem;
@@ -40,6 +42,7 @@ nlohmann::json BuildReport::to_json() const {
                    {"images_per_second", images_per_second},
                    {"report_file", report_file.string()}};
   if (recall >= 0) j["recall"] = recall;
+  if (recall_raw >= 0) j["recall_raw_ann"] = recall_raw;
   return j;
 }
 
@@ -69,8 +72,12 @@ Decoded decode_one(const ScannedFile& f, int64_t resolution, clip::Preprocess va
                    int64_t max_pixels) {
   Decoded d;
   d.rel = f.rel;
+  if (!f.skip.empty()) {  // the scan already knows (not an image file, link leaving the root, ...)
+    d.error = f.skip;
+    return d;
+  }
   try {
-    std::string bytes = io::read_file(f.abs);
+    std::string bytes = io::read_regular_file(f.abs, io::kMaxImageFileBytes);
     if (bytes.empty()) {
       d.error = "empty file";
       return d;
@@ -232,7 +239,7 @@ BuildReport build_database(const BuildOptions& opt, const BuildProgressFn& progr
   }
 
   // 2. Scan and find what is left to do.
-  std::vector<ScannedFile> files = scan_images(root, fs::absolute(out));
+  std::vector<ScannedFile> files = scan_images(root, fs::absolute(out), opt.follow_links);
   if (opt.shard_count > 1) {
     std::vector<ScannedFile> mine;
     for (auto& f : files)
@@ -255,7 +262,7 @@ BuildReport build_database(const BuildOptions& opt, const BuildProgressFn& progr
   if (complete && !opt.append && !pending.empty())
     fail("database '{}' is complete and {} new image(s) were found in '{}'; use --append to add "
          "them, or choose another --out", out.string(), pending.size(), root.string());
-  spdlog::info("{} image files in '{}'{}: {} already recorded, {} to embed", files.size(),
+  spdlog::info("{} files in '{}'{}: {} already recorded, {} to read", files.size(),
                root.string(),
                opt.shard_count > 1 ? fmt::format(" (shard {}/{})", opt.shard_index, opt.shard_count) : "",
                rep.resumed, pending.size());
@@ -378,6 +385,8 @@ BuildReport build_database(const BuildOptions& opt, const BuildProgressFn& progr
       all[r].copy_((*previous)[it.final_id]);
     }
   }
+  std::vector<std::string> names;
+  for (const auto& it : items) names.push_back(it.path);
   items.clear();
   Manifest m = old ? *old : Manifest{};
   m.name = !opt.name.empty() ? opt.name : (old && !old->name.empty() ? old->name : fs::absolute(out).filename().string());
@@ -389,7 +398,8 @@ BuildReport build_database(const BuildOptions& opt, const BuildProgressFn& progr
   m.report = {{"scanned", rep.scanned}, {"indexed", rep.indexed}, {"skipped", rep.skipped},
               {"duplicates", rep.duplicates}, {"report_file", kReportFile},
               {"embed_seconds_last_run", embed_seconds}, {"new_items_last_run", rep.new_items}};
-  rep.recall = write_database_files(out, all, m, opt.index);
+  rep.recall = write_database_files(out, all, m, opt.index, "db build of '" + root.string() + "'",
+                                    [&](int64_t r) { return "'" + names[r] + "'"; }, &rep.recall_raw);
   rep.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
   rep.images_per_second = embed_seconds > 0 ? static_cast<double>(run_done) / embed_seconds : 0;
   return rep;

@@ -12,6 +12,7 @@
 #include "rdm/error.hpp"
 #include "rdm/io/npy.hpp"
 #include "retrieval/index.hpp"
+#include "retrieval/search.hpp"
 #include "retrieval/store.hpp"
 
 namespace rdm::retrieval {
@@ -148,18 +149,21 @@ std::vector<std::vector<Neighbor>> Database::search(const torch::Tensor& queries
   torch::Tensor q = queries.detach().to(torch::kCPU, torch::kFloat32).contiguous().clone();
   normalize_rows(q.data_ptr<float>(), nq, d);  // the reference normalises the query again
 
-  const FaissIndex& index = *impl_->index;
-  int64_t rerank = opt.rerank > 0 ? opt.rerank : m.rerank;
-  if (index.exact()) rerank = 0;
-  const int64_t kk = std::min(size(), std::max(k, rerank));
-  std::vector<float> scores(nq * kk);
-  std::vector<int64_t> ids(nq * kk);
+  const int64_t rerank = opt.rerank > 0 ? opt.rerank : m.rerank;
+  // Exact re-rank scores from the stored embeddings (ScaNN's reorder step).
+  ExactScoreFn exact = [&](const std::vector<int64_t>& ids, const float* qr, std::vector<float>& out) {
+    torch::Tensor e = embeddings(ids);
+    torch::Tensor qt = torch::from_blob(const_cast<float*>(qr), {d}, torch::kFloat32);
+    torch::Tensor sc = e.matmul(qt).contiguous();
+    std::copy_n(sc.data_ptr<float>(), ids.size(), out.begin());
+  };
+  std::vector<std::vector<std::pair<float, int64_t>>> ranked;
   {
     std::lock_guard lock(impl_->search_mu);
     bool custom = opt.nprobe > 0 || opt.ef > 0;
     if (custom) impl_->index->set_search_params(opt.nprobe, opt.ef);
     try {
-      index.search(q.data_ptr<float>(), nq, kk, scores.data(), ids.data());
+      ranked = search_ranked(*impl_->index, q.data_ptr<float>(), nq, k, rerank, exact);
     } catch (...) {
       if (custom) impl_->index->set_search_params(m.nprobe, m.ef);
       throw;
@@ -169,21 +173,7 @@ std::vector<std::vector<Neighbor>> Database::search(const torch::Tensor& queries
 
   std::vector<std::vector<Neighbor>> out(static_cast<size_t>(nq));
   for (int64_t r = 0; r < nq; ++r) {
-    std::vector<std::pair<float, int64_t>> cand;
-    for (int64_t j = 0; j < kk; ++j)
-      if (ids[r * kk + j] >= 0) cand.emplace_back(scores[r * kk + j], ids[r * kk + j]);
-    if (rerank > 0 && !cand.empty()) {
-      // Exact re-rank from the stored embeddings (ScaNN's reorder step).
-      std::vector<int64_t> cid;
-      for (auto& c : cand) cid.push_back(c.second);
-      torch::Tensor e = embeddings(cid);
-      torch::Tensor s = e.matmul(q[r]);
-      auto sp = s.accessor<float, 1>();
-      for (size_t j = 0; j < cand.size(); ++j) cand[j].first = sp[j];
-      std::stable_sort(cand.begin(), cand.end(),
-                       [](const auto& a, const auto& b) { return a.first > b.first; });
-    }
-    if (static_cast<int64_t>(cand.size()) > k) cand.resize(k);
+    const auto& cand = ranked[r];
     for (auto& [score, id] : cand) {
       Neighbor nb;
       nb.id = id;

@@ -2,6 +2,8 @@
 // write the index, measure recall, then write the manifest (last, atomically).
 #pragma once
 #include <filesystem>
+#include <functional>
+#include <string>
 
 #include <torch/types.h>
 
@@ -12,8 +14,18 @@ namespace rdm::retrieval {
 
 // `embeddings`: [N, D] float (normalised here). Fills manifest count/dim/dtype/index/hash and
 // report.recall, writes every file of the folder. Returns the recall (-1 for exact indexes).
+// Rows that cannot be normalised (zero, NaN, infinite) are an rdm::Error naming `source`, the
+// count and the first one (row and name_of(row)), before any file is written. recall_raw
+// (optional) receives the raw-ANN recall; the return value is the recall of the search users
+// run (with the manifest's re-ranking).
 double write_database_files(const std::filesystem::path& dir, torch::Tensor embeddings,
-                            Manifest& manifest, const IndexOptions& index);
+                            Manifest& manifest, const IndexOptions& index, const std::string& source,
+                            const std::function<std::string(int64_t)>& name_of = {},
+                            double* recall_raw = nullptr);
+
+// The check write_database_files makes: x [N, D] float32 contiguous.
+void check_embeddings(const torch::Tensor& x, const std::string& source,
+                      const std::function<std::string(int64_t)>& name_of = {});
 
 // Removes leftovers of interrupted atomic writes (".<name>.tmp.*") in a database folder.
 void remove_stale_temporaries(const std::filesystem::path& dir);

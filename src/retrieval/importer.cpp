@@ -8,6 +8,7 @@
 
 #include "rdm/error.hpp"
 #include "rdm/io/npy.hpp"
+#include "rdm/io/npy_strings.hpp"
 #include "rdm/retrieval/build.hpp"
 #include "rdm/retrieval/manifest.hpp"
 #include "retrieval/finalize.hpp"
@@ -86,19 +87,31 @@ BuildReport import_database(const ImportOptions& opt) {
   std::vector<StoreItem> items;
   int64_t dim = -1;
   nlohmann::json part_list = nlohmann::json::array();
+  std::vector<std::pair<int64_t, std::string>> part_rows;  // first row, file
   for (const auto& f : files) {
     torch::Tensor emb, img_id, patch;
+    std::vector<std::string> str_ids;  // img_id as strings (<U.. / |S..)
+    bool have_str_ids = false;
     if (lower_ext(f) == ".npz") {
-      auto arrays = io::read_npz(f);
+      io::NpzArrays arrays = io::read_npz_arrays(f);
       auto get = [&](const char* key) -> torch::Tensor {
-        auto it = arrays.find(key);
-        return it == arrays.end() ? torch::Tensor() : it->second;
+        auto it = arrays.tensors.find(key);
+        if (it == arrays.tensors.end() && arrays.strings.count(key))
+          fail("'{}': array '{}' holds strings, expected numbers", f.string(), key);
+        return it == arrays.tensors.end() ? torch::Tensor() : it->second;
       };
       emb = get("embedding");
       if (!emb.defined()) fail("'{}' has no 'embedding' array (keys: embedding, img_id, patch_coords)", f.string());
-      img_id = get("img_id");
+      if (auto it = arrays.strings.find("img_id"); it != arrays.strings.end()) {
+        const auto& shape = arrays.string_shapes["img_id"];
+        if (shape.size() != 1) fail("'{}': string 'img_id' must be 1-d, got {} dimensions", f.string(), shape.size());
+        str_ids = std::move(it->second);
+        have_str_ids = true;
+      } else {
+        img_id = get("img_id");
+      }
       patch = get("patch_coords");
-      if (!img_id.defined()) spdlog::warn("'{}' has no 'img_id' array", f.string());
+      if (!img_id.defined() && !have_str_ids) spdlog::warn("'{}' has no 'img_id' array", f.string());
     } else {
       emb = io::read_npy(f);
     }
@@ -113,21 +126,32 @@ BuildReport import_database(const ImportOptions& opt) {
       if (meta->defined() && (meta->dim() == 0 || meta->size(0) != n))
         fail("'{}': metadata array has {} rows, embedding has {}", f.string(),
              meta->dim() ? meta->size(0) : 0, n);
+    if (have_str_ids && static_cast<int64_t>(str_ids.size()) != n)
+      fail("'{}': metadata array 'img_id' has {} rows, embedding has {}", f.string(), str_ids.size(), n);
     const int64_t base = static_cast<int64_t>(items.size());
     for (int64_t r = 0; r < n; ++r) {
       StoreItem it;
-      it.orig_id = img_id.defined() ? row_json(img_id, r) : std::to_string(base + r);
+      it.orig_id = have_str_ids ? str_ids[r] : img_id.defined() ? row_json(img_id, r) : std::to_string(base + r);
       if (patch.defined()) it.patch_coords = row_json(patch, r);
       it.final_id = base + r;
       items.push_back(std::move(it));
     }
+    part_rows.emplace_back(base, f.string());
     parts.push_back(emb.to(torch::kFloat32));
     part_list.push_back({{"file", fs::absolute(f).string()}, {"rows", n},
                          {"dtype", c10::toString(emb.scalar_type())}});
     spdlog::info("read '{}': {} x {} {}", f.string(), n, dim, c10::toString(emb.scalar_type()));
   }
-  torch::Tensor all = torch::cat(parts, 0);
+  torch::Tensor all = torch::cat(parts, 0).contiguous();
   parts.clear();
+  // Zero / NaN / infinite vectors cannot be normalised: refuse them before touching --out.
+  auto name_of = [&](int64_t r) {
+    size_t p = 0;
+    while (p + 1 < part_rows.size() && part_rows[p + 1].first <= r) ++p;
+    return fmt::format("img_id {} in '{}'", items[r].orig_id, part_rows[p].second);
+  };
+  const std::string source = fmt::format("db import into '{}'", out.string());
+  check_embeddings(all, source, name_of);
 
   // A fresh store (import is not incremental).
   FolderLock lock(out);
@@ -152,7 +176,7 @@ BuildReport import_database(const ImportOptions& opt) {
   BuildReport rep;
   rep.scanned = rep.indexed = rep.new_items = all.size(0);
   m.report = {{"imported", rep.indexed}};
-  rep.recall = write_database_files(out, all, m, opt.index);
+  rep.recall = write_database_files(out, all, m, opt.index, source, name_of, &rep.recall_raw);
   rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return rep;
 }

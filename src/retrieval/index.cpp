@@ -180,36 +180,4 @@ void normalize_rows(float* x, int64_t n, int64_t d) {
   faiss::fvec_renorm_L2(static_cast<size_t>(d), static_cast<size_t>(n), x);
 }
 
-double recall_at_k(const FaissIndex& index, const float* x, int64_t n, int64_t d, int64_t k,
-                   int64_t queries, uint64_t seed) {
-  if (n < 2) return 1.0;
-  k = std::min(k, n - 1);
-  std::vector<int64_t> rows = sample_rows(n, std::min(queries, n), seed ^ 0x9e3779b97f4a7c15ULL);
-  int64_t nq = static_cast<int64_t>(rows.size());
-  std::vector<float> q(static_cast<size_t>(nq * d));
-  for (int64_t i = 0; i < nq; ++i) std::copy_n(x + rows[i] * d, d, q.data() + i * d);
-  int64_t kk = k + 1;  // the query itself is among the results; leave it out
-  std::vector<float> s1(nq * kk), s2(nq * kk);
-  std::vector<int64_t> i1(nq * kk), i2(nq * kk);
-  exact_search(x, n, q.data(), nq, d, kk, s1.data(), i1.data());
-  index.search(q.data(), nq, kk, s2.data(), i2.data());
-  int64_t hit = 0, total = 0;
-  for (int64_t r = 0; r < nq; ++r) {
-    std::unordered_set<int64_t> truth;
-    for (int64_t j = 0; j < kk && static_cast<int64_t>(truth.size()) < k; ++j) {
-      int64_t id = i1[r * kk + j];
-      if (id != rows[r] && id >= 0) truth.insert(id);
-    }
-    int64_t got = 0;
-    for (int64_t j = 0; j < kk && got < k; ++j) {
-      int64_t id = i2[r * kk + j];
-      if (id == rows[r] || id < 0) continue;
-      ++got;
-      hit += truth.count(id);
-    }
-    total += static_cast<int64_t>(truth.size());
-  }
-  return total ? static_cast<double>(hit) / static_cast<double>(total) : 1.0;
-}
-
 }  // namespace rdm::retrieval

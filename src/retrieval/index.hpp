@@ -50,9 +50,4 @@ void exact_search(const float* x, int64_t n, const float* q, int64_t nq, int64_t
 // L2-normalises rows in place (FAISS fvec_renorm_L2).
 void normalize_rows(float* x, int64_t n, int64_t d);
 
-// recall@k of `index` against exact search, on `queries` rows of x sampled with `seed`; each
-// query's own row is left out of both result lists (held-out queries). Returns [0, 1].
-double recall_at_k(const FaissIndex& index, const float* x, int64_t n, int64_t d, int64_t k,
-                   int64_t queries, uint64_t seed);
-
 }  // namespace rdm::retrieval

@@ -141,7 +141,7 @@ BuildReport merge_databases(const MergeOptions& opt) {
     index.rerank = first->rerank;
     index.dtype = first->embeddings_dtype;
   }
-  rep.recall = write_database_files(out, all, m, index);
+  rep.recall = write_database_files(out, all, m, index, "merge into '" + out.string() + "'", {}, &rep.recall_raw);
   rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return rep;
 }

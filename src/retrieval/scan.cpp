@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
+#include <cstring>
 #include <set>
 #include <utility>
 
@@ -19,8 +21,12 @@ namespace fs = std::filesystem;
 bool is_image_extension(const fs::path& p) {
   std::string e = p.extension().string();
   std::transform(e.begin(), e.end(), e.begin(), [](unsigned char c) { return std::tolower(c); });
-  static const std::set<std::string> kExt = {".jpg", ".jpeg", ".png", ".webp",
-                                             ".bmp", ".tif",  ".tiff"};
+  // Read: jpg ... ico. The rest are image formats rdm names from their bytes when it does
+  // not read them (SVG, XPM, ...), so that the report says which format a file is.
+  static const std::set<std::string> kExt = {
+      ".jpg", ".jpeg", ".jpe", ".png", ".webp", ".bmp", ".dib", ".tif", ".tiff", ".gif", ".ico",
+      ".pbm", ".pgm", ".ppm", ".pnm", ".svg", ".svgz", ".xpm", ".xbm", ".psd", ".tga", ".pcx",
+      ".heic", ".heif", ".avif", ".jp2", ".icns", ".cur"};
   return kExt.count(e) > 0;
 }
 
@@ -38,16 +44,34 @@ int64_t shard_of(const std::string& rel, int64_t shard_count) {
   return static_cast<int64_t>(h % static_cast<uint64_t>(shard_count));
 }
 
-std::vector<ScannedFile> scan_images(const fs::path& root, const fs::path& exclude) {
+namespace {
+bool inside(const fs::path& p, const std::string& root) {
+  const std::string s = p.string();
+  return s == root || (s.size() > root.size() && s.compare(0, root.size(), root) == 0 &&
+                       (root.back() == '/' || s[root.size()] == '/'));
+}
+
+std::string not_image_reason(const fs::path& p) {
+  std::string e = p.extension().string();
+  return e.empty() ? "not an image file (no extension)" : "not an image file (extension '" + e + "')";
+}
+}  // namespace
+
+std::vector<ScannedFile> scan_images(const fs::path& root, const fs::path& exclude, bool follow_links) {
   struct stat st {};
   if (::stat(root.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
     fail("image folder '{}' does not exist or is not a folder", root.string());
+  std::error_code cec;
+  const std::string root_real = fs::canonical(root, cec).string();
   std::set<std::pair<dev_t, ino_t>> visited;
   std::pair<dev_t, ino_t> excluded{0, 0};
   struct stat ex {};
   if (!exclude.empty() && ::stat(exclude.c_str(), &ex) == 0) excluded = {ex.st_dev, ex.st_ino};
 
   std::vector<ScannedFile> out;
+  auto skip = [&](const std::string& rel, const fs::path& p, std::string why) {
+    out.push_back({rel, p, std::move(why)});
+  };
   // Depth-first over (absolute dir, relative prefix).
   std::vector<std::pair<fs::path, std::string>> stack{{root, ""}};
   visited.insert({st.st_dev, st.st_ino});
@@ -58,6 +82,7 @@ std::vector<ScannedFile> scan_images(const fs::path& root, const fs::path& exclu
     fs::directory_iterator it(dir, ec), end;
     if (ec) {
       spdlog::warn("cannot read folder '{}': {}", dir.string(), ec.message());
+      if (!prefix.empty()) skip(prefix.substr(0, prefix.size() - 1), dir, "cannot read folder: " + ec.message());
       continue;
     }
     std::vector<fs::path> entries;
@@ -69,19 +94,48 @@ std::vector<ScannedFile> scan_images(const fs::path& root, const fs::path& exclu
     std::sort(entries.begin(), entries.end());
     std::vector<std::pair<fs::path, std::string>> subdirs;
     for (const fs::path& p : entries) {
-      std::string name = p.filename().string();
-      if (name.empty() || name[0] == '.') continue;  // hidden
+      const std::string name = p.filename().string();
+      const std::string rel = prefix + name;
+      if (name.empty()) continue;
+      struct stat ls {};
+      if (::lstat(p.c_str(), &ls) != 0) {
+        skip(rel, p, std::string("cannot read entry: ") + std::strerror(errno));
+        continue;
+      }
+      if (S_ISDIR(ls.st_mode) && std::make_pair(ls.st_dev, ls.st_ino) == excluded) continue;  // the database
+      if (name[0] == '.') {
+        skip(rel, p, S_ISDIR(ls.st_mode) ? "hidden folder (name starts with '.'), not scanned"
+                                         : "hidden file (name starts with '.')");
+        continue;
+      }
+      if (S_ISLNK(ls.st_mode)) {
+        std::error_code lec;
+        fs::path target = fs::canonical(p, lec);
+        if (lec) {
+          skip(rel, p, "dangling symbolic link (" + lec.message() + ")");
+          continue;
+        }
+        if (!follow_links && !inside(target, root_real)) {
+          skip(rel, p, "symbolic link to '" + target.string() +
+                           "', outside the image folder (not followed; --follow-links follows it)");
+          continue;
+        }
+      }
       struct stat s {};
-      if (::stat(p.c_str(), &s) != 0) {  // dangling symlink or unreadable entry
-        if (is_image_extension(p)) out.push_back({prefix + name, p});  // reported as unreadable
+      if (::stat(p.c_str(), &s) != 0) {
+        skip(rel, p, std::string("cannot read entry: ") + std::strerror(errno));
         continue;
       }
       if (S_ISDIR(s.st_mode)) {
         std::pair<dev_t, ino_t> key{s.st_dev, s.st_ino};
         if (key == excluded || !visited.insert(key).second) continue;  // loop or seen
-        subdirs.emplace_back(p, prefix + name + "/");
-      } else if (S_ISREG(s.st_mode) && is_image_extension(p)) {
-        out.push_back({prefix + name, p});
+        subdirs.emplace_back(p, rel + "/");
+      } else if (!S_ISREG(s.st_mode)) {
+        skip(rel, p, "not a regular file (device, FIFO or socket)");
+      } else if (is_image_extension(p)) {
+        out.push_back({rel, p, ""});
+      } else {
+        skip(rel, p, not_image_reason(p));
       }
     }
     for (auto r = subdirs.rbegin(); r != subdirs.rend(); ++r) stack.push_back(std::move(*r));

@@ -128,7 +128,9 @@ Store Store::open(const fs::path& file, bool create) {
   if (!create && !fs::exists(file))
     fail("item store '{}' is missing; run `rdm db build` again to repair the database",
          file.string());
-  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
+  // NOFOLLOW: an items.sqlite planted as a symlink would have the build write elsewhere.
+  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX | SQLITE_OPEN_NOFOLLOW |
+              (create ? SQLITE_OPEN_CREATE : 0);
   if (sqlite3_open_v2(file.c_str(), &impl->db, flags, nullptr) != SQLITE_OK)
     impl->error("open");
   sqlite3_busy_timeout(impl->db, 10000);

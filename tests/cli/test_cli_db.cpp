@@ -199,9 +199,11 @@ Collection make_collection(const fs::path& root) {
   spit(root / "broken/bomb.png", bomb_png());
   c.skipped = {{"broken/truncated.jpg", ""}, {"broken/zero.png", "empty"},
                {"broken/text.png", ""}, {"broken/bomb.png", ""}};
-  // Ignored: hidden files, non-images, a symlink loop.
+  // Listed as skipped without being read: hidden files, non-images. A symlink loop is safe.
   spit(root / ".hidden.png", rgb_png(10, 10, 1));
   spit(root / "notes.txt", "hello");
+  c.skipped[".hidden.png"] = "hidden file";
+  c.skipped["notes.txt"] = "not an image file (extension '.txt')";
   fs::create_directory_symlink("..", root / "impressionism" / "loop");
   return c;
 }

@@ -45,19 +45,21 @@ struct BuildOptions {
   int64_t workers = 0;               // decode threads (0: hardware threads)
   int64_t max_pixels = 2LL * 89478485;  // decompression-bomb limit (Pillow's)
   bool append = false;               // add new images to an existing database
+  bool follow_links = false;         // follow symlinks leading outside `images` (else listed as skipped)
   int64_t shard_index = 0, shard_count = 1;
   std::string name;                  // manifest name (default: folder name)
   IndexOptions index;
 };
 
 struct BuildReport {
-  int64_t scanned = 0;      // image files found in this shard
+  int64_t scanned = 0;      // files found in this shard (indexed + skipped + duplicates)
   int64_t indexed = 0;      // items in the database
   int64_t new_items = 0;    // embedded in this run
   int64_t skipped = 0;      // unreadable files (listed in the report file)
   int64_t duplicates = 0;   // byte-identical copies stored once
   int64_t resumed = 0;      // files already recorded by an earlier run
-  double recall = -1;       // recall@k of an approximate index (-1: exact)
+  double recall = -1;       // recall@k of what `db search` returns (with --rerank if set; -1: exact)
+  double recall_raw = -1;   // recall@k of the raw ANN index (no re-ranking)
   double seconds = 0, images_per_second = 0;
   std::filesystem::path report_file;
   nlohmann::json to_json() const;
