@@ -5,6 +5,10 @@
 #include "rdm/unet.hpp"
 
 #include <cmath>
+#include <map>
+#include <mutex>
+#include <string>
+#include <tuple>
 
 #include <torch/torch.h>
 
@@ -53,11 +57,30 @@ HeadLayout head_layout(const UNetConfig& cfg, int64_t ch, bool output_block) {
   return {ch / dim_head, dim_head};
 }
 
+namespace {
+// exp(-log(max_period) * arange(half) / half), computed on the CPU like the reference. On another
+// device it is copied once and kept: a copy from host memory per UNet call would make the host
+// wait for the device at every sampling step.
+torch::Tensor timestep_frequencies(int64_t half, double max_period, const torch::Device& device) {
+  auto make = [&] {
+    return torch::exp(-std::log(max_period) * torch::arange(0, half, torch::TensorOptions().dtype(torch::kFloat32)) / half);
+  };
+  if (device.is_cpu()) return make();
+  static std::mutex m;
+  static std::map<std::tuple<int64_t, double, std::string>, torch::Tensor> cache;
+  std::lock_guard<std::mutex> lock(m);
+  auto& f = cache[{half, max_period, device.str()}];
+  if (!f.defined()) {
+    c10::InferenceMode off(false);  // a normal tensor, usable inside and outside inference mode
+    f = make().to(device);
+  }
+  return f;
+}
+}  // namespace
+
 torch::Tensor timestep_embedding(const torch::Tensor& timesteps, int64_t dim, double max_period) {
   const int64_t half = dim / 2;
-  torch::Tensor freqs =
-      torch::exp(-std::log(max_period) * torch::arange(0, half, torch::TensorOptions().dtype(torch::kFloat32)) / half)
-          .to(timesteps.device());
+  torch::Tensor freqs = timestep_frequencies(half, max_period, timesteps.device());
   torch::Tensor args = timesteps.unsqueeze(1).to(torch::kFloat32) * freqs.unsqueeze(0);
   torch::Tensor emb = torch::cat({torch::cos(args), torch::sin(args)}, -1);
   if (dim % 2) emb = torch::cat({emb, torch::zeros_like(emb.narrow(1, 0, 1))}, -1);

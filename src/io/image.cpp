@@ -5,8 +5,8 @@
 //   grey+alpha 16 -> "RGBA" (grey replicated, high bytes); RGBA 8/16 -> "RGBA".
 //   tRNS and gamma chunks are ignored, as Pillow's resize and convert("RGB") ignore them.
 // BMP with 1/4/8-bit palettes: read directly (Pillow keeps them as P, or 1/L for grey ramps).
-// Other formats: OpenCV imdecode with IMREAD_UNCHANGED | IMREAD_IGNORE_ORIENTATION; 1 channel
-// -> "L", 3 -> "RGB", 4 -> "RGBA"; 16-bit data keeps the high byte.
+// Other formats: src/io/image_codec.hpp (OpenCV imdecode, or libjpeg/libwebp in the lite build);
+// 1 channel -> "L", 3 -> "RGB", 4 -> "RGBA"; 16-bit data keeps the high byte.
 #include "rdm/io/image.hpp"
 
 #include <png.h>
@@ -16,12 +16,9 @@
 #include <fstream>
 #include <memory>
 
-#include <opencv2/core.hpp>
-#include <opencv2/imgcodecs.hpp>
-#include <opencv2/imgproc.hpp>
-
 #include "rdm/error.hpp"
 #include "rdm/io/atomic_file.hpp"
+#include "io/image_codec.hpp"
 #include "rdm/io/image_formats.hpp"
 #include "rdm/io/safe_file.hpp"
 
@@ -224,7 +221,7 @@ Image decode_png(const fs::path& p, const std::string& data, int64_t max_pixels)
 
 // Uncompressed 1/4/8-bit BMP, decoded like Pillow 9.4's BmpImagePlugin: a palette that is
 // exactly the grey ramp (0, 255 for two colours) gives mode "1" / "L" (raw indices), any other
-// palette gives mode "P". Returns false for every other BMP (OpenCV decodes those).
+// palette gives mode "P". Returns false for every other BMP (decode_other reads those).
 bool decode_bmp_palette(const fs::path& p, const std::string& d, Image& img) {
   auto u = reinterpret_cast<const unsigned char*>(d.data());
   const size_t n = d.size();
@@ -279,40 +276,6 @@ bool decode_bmp_palette(const fs::path& p, const std::string& d, Image& img) {
   return true;
 }
 
-Image decode_opencv(const fs::path& p, const std::string& data, int64_t max_pixels) {
-  cv::Mat buf(1, static_cast<int>(data.size()), CV_8U, const_cast<char*>(data.data()));
-  cv::Mat m;
-  try {
-    m = cv::imdecode(buf, cv::IMREAD_UNCHANGED | cv::IMREAD_IGNORE_ORIENTATION);
-  } catch (const cv::Exception& e) {
-    fail("image '{}': cannot decode ({})", p.string(), e.what());
-  }
-  if (m.empty()) fail("image '{}': not an image OpenCV can decode (PNG, JPEG, WEBP, BMP, TIFF, ...)", p.string());
-  check_size(p, m.cols, m.rows, max_pixels);
-  if (m.depth() == CV_16U) {  // keep the high byte (x >> 8), like Pillow's ";16B" raw modes
-    cv::Mat m8(m.rows, m.cols, CV_MAKETYPE(CV_8U, m.channels()));
-    for (int y = 0; y < m.rows; ++y) {
-      const auto* src = m.ptr<uint16_t>(y);
-      auto* dst = m8.ptr<uint8_t>(y);
-      for (int x = 0; x < m.cols * m.channels(); ++x) dst[x] = static_cast<uint8_t>(src[x] >> 8);
-    }
-    m = m8;
-  } else if (m.depth() != CV_8U) fail("image '{}': unsupported sample type (only 8 and 16 bit)", p.string());
-  Image img;
-  img.width = m.cols;
-  img.height = m.rows;
-  cv::Mat conv;
-  switch (m.channels()) {
-    case 1: img.mode = ImageMode::L; conv = m; break;
-    case 3: img.mode = ImageMode::RGB; cv::cvtColor(m, conv, cv::COLOR_BGR2RGB); break;
-    case 4: img.mode = ImageMode::RGBA; cv::cvtColor(m, conv, cv::COLOR_BGRA2RGBA); break;
-    default: fail("image '{}': unsupported channel count {}", p.string(), m.channels());
-  }
-  conv = conv.isContinuous() ? conv : conv.clone();
-  img.pixels.assign(conv.data, conv.data + conv.total() * conv.elemSize());
-  return img;
-}
-
 }  // namespace
 
 std::pair<int64_t, int64_t> probe_image_size(const fs::path& path) {
@@ -339,7 +302,7 @@ Image read_image(const fs::path& path, int64_t max_pixels) {
   if (const char* kind = unsupported_format(data))
     fail("image '{}': {} is not a format rdm reads", path.string(), kind);
   if (Image bmp; decode_bmp_palette(path, data, bmp)) return bmp;
-  Image img = decode_opencv(path, data, max_pixels);
+  Image img = detail::decode_other(path, data, max_pixels);
   if (data.size() >= 3 && static_cast<unsigned char>(data[0]) == 0xFF && static_cast<unsigned char>(data[1]) == 0xD8) img.format = "JPEG";
   else if (data.size() >= 12 && data.compare(8, 4, "WEBP") == 0) img.format = "WEBP";
   else if (data.size() >= 2 && data.compare(0, 2, "BM") == 0) img.format = "BMP";
