@@ -51,6 +51,10 @@ struct SamplerOptions {
 // The timesteps a sampler run with these options uses (ascending).
 std::vector<int64_t> sampler_timesteps(const SamplerOptions& opts, int64_t num_timesteps);
 
+// Throws rdm::Error "<what> is not finite at <sampler> step <step+1>/<total>" when t holds a
+// NaN or inf (one isfinite().all() per call; the samplers check eps and the latent each step).
+void check_finite(const torch::Tensor& t, const char* what, const char* sampler, int64_t step, int64_t total);
+
 struct DdimStep {
   torch::Tensor x_prev, pred_x0;
 };
