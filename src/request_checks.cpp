@@ -72,7 +72,8 @@ int64_t json_integer(const json& j, const char* key, int64_t fallback, const std
 }
 
 uint64_t json_seed(const json& v, const std::string& where) {
-  if (!v.is_number_unsigned())
+  // A parsed non-negative integer is "unsigned"; one built in code may be a signed >= 0.
+  if (!v.is_number_integer() || (!v.is_number_unsigned() && v.get<int64_t>() < 0))
     fail("{}: seed {} is not allowed: seeds are whole numbers from 0 to 18446744073709551615", where, v.dump());
   return v.get<uint64_t>();
 }

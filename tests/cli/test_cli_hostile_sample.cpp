@@ -7,9 +7,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <thread>
 
 #include "cli/cli_demo_fixture.hpp"
@@ -33,8 +35,7 @@ void expect_refused(const RunResult& r, const std::string& needle, const std::st
 }
 
 // Sets every float32 value of the safetensors tensors whose name matches `pred` to `value`.
-template <typename Pred>
-void poison_safetensors(const fs::path& file, Pred pred, float value) {
+void poison_safetensors(const fs::path& file, const std::function<bool(const std::string&)>& pred, float value) {
   std::string bytes = slurp(file);
   uint64_t n = 0;
   std::memcpy(&n, bytes.data(), 8);
@@ -62,9 +63,18 @@ void pad_safetensors_header(const fs::path& file) {
   std::ofstream(file, std::ios::binary | std::ios::trunc) << bytes;
 }
 
+// A copy of the demo model folder; rdm.json's relative CLIP/vocabulary paths made absolute.
 fs::path copy_model(const fs::path& demo, const fs::path& to) {
+  const fs::path from = demo / "models/rdm/tiny";
   fs::create_directories(to);
-  for (const auto& e : fs::directory_iterator(demo / "models/rdm/tiny")) fs::copy(e.path(), to / e.path().filename());
+  for (const auto& e : fs::directory_iterator(from)) fs::copy(e.path(), to / e.path().filename());
+  if (fs::exists(to / "rdm.json")) {
+    json hint = json::parse(slurp(to / "rdm.json"));
+    for (const char* key : {"clip", "vocab"})
+      if (hint.contains(key) && fs::path(hint[key].get<std::string>()).is_relative())
+        hint[key] = (from / hint[key].get<std::string>()).lexically_normal().string();
+    std::ofstream(to / "rdm.json", std::ios::trunc) << hint.dump(2);
+  }
   return to;
 }
 }  // namespace

@@ -1,6 +1,7 @@
 // scaled_attention never reads the garbage of its score buffer: LibTorch 1.13's CPU baddbmm_
 // kernel for small products computes dst * beta + alpha * acc even when beta = 0, so NaN/inf
 // left in an `at::empty` buffer used to survive into the attention output.
+#include <cmath>
 #include <limits>
 
 #include <gtest/gtest.h>

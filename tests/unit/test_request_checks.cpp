@@ -1,6 +1,7 @@
 // The value rules of sampling requests (request_checks.hpp): seeds, scales, eta, steps, sizes,
 // JSON integers, memory estimate, databases; and the sweep JSONL reader that applies them.
 #include <cmath>
+#include <cstdlib>
 #include <fstream>
 #include <functional>
 #include <limits>
@@ -49,10 +50,11 @@ TEST(RequestChecks, Seeds) {
 
 TEST(RequestChecks, ScaleEtaStepsK) {
   for (double ok : {0.0, 1.0, 5.0, -3.0, 100.0, -100.0}) EXPECT_NO_THROW(rdm::check_scale(ok, "s")) << ok;
-  for (double bad : {std::nan(""), INFINITY, -INFINITY, 100.5, 1e300})
+  const double inf = std::numeric_limits<double>::infinity();
+  for (double bad : {std::nan(""), inf, -inf, 100.5, 1e300})
     EXPECT_THROW(rdm::check_scale(bad, "s"), rdm::Error) << bad;
   for (double ok : {0.0, 0.5, 1.0}) EXPECT_NO_THROW(rdm::check_eta(ok, "ddim", "e"));
-  for (double bad : {-0.1, 1.01, std::nan(""), INFINITY}) EXPECT_THROW(rdm::check_eta(bad, "ddim", "e"), rdm::Error);
+  for (double bad : {-0.1, 1.01, std::nan(""), inf}) EXPECT_THROW(rdm::check_eta(bad, "ddim", "e"), rdm::Error);
   EXPECT_THROW(rdm::check_eta(0.5, "plms", "e"), rdm::Error);
   EXPECT_NO_THROW(rdm::check_steps(999, 999, "t"));
   EXPECT_THROW(rdm::check_steps(1000, 999, "t"), rdm::Error);
