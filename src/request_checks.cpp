@@ -203,9 +203,9 @@ void check_request(const SampleRequest& r, const ModelFacts& facts, const std::s
     if (!fs::is_directory(db.dir)) fail("{}: database '{}' is not a folder", what, db.dir.string());
     const auto m = retrieval::Manifest::read(db.dir);
     if (facts.context_dim > 0 && m.dim != facts.context_dim)
-      fail("{}: database '{}' ({}) holds {}-d embeddings but the model's context is {}-d: use a database built "
-           "with the model's CLIP",
-           what, m.name, db.dir.string(), m.dim, facts.context_dim);
+      fail("{}: database '{}' ({}) holds {}-d embeddings of CLIP '{}' but the model's context is {}-d: use a "
+           "database built with the model's CLIP",
+           what, m.name, db.dir.string(), m.dim, m.clip_identity, facts.context_dim);
     if (m.count <= 0) fail("{}: database '{}' ({}) is empty", what, m.name, db.dir.string());
   }
 }
