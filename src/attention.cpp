@@ -35,6 +35,9 @@ inline void put(Capture* capture, const std::string& path, const std::string& na
 // Default bytes of one score-matrix slice: below glibc's largest mmap threshold (32 MB), so the
 // buffers are reused from the heap instead of being mapped and faulted in at every call.
 constexpr int64_t kSliceBytes = int64_t(16) << 20;
+// Products (contraction x rows x cols) below this get their score slice cleared before the GEMM
+// (far above LibTorch's small-kernel threshold of 400; the clearing costs little at this size).
+constexpr int64_t kClearBelow = int64_t(1) << 16;
 
 // FeedForward's `project_in` without GLU: Sequential(Linear, GELU) nested in `net` (a Sequential
 // cannot hold a plain Sequential; this one has a concrete forward).
@@ -49,7 +52,7 @@ void set_attention_kernel(AttentionKernel k) { kernel_setting().store(k); }
 AttentionKernel attention_kernel() { return kernel_setting().load(); }
 
 torch::Tensor scaled_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                               double scale, int64_t slice_bytes) {
+                               double scale, int64_t slice_bytes, torch::Tensor* scratch) {
   TORCH_CHECK(q.dim() == 3 && k.dim() == 3 && v.dim() == 3, "scaled_attention: expected 3-d q, k, v");
   const AttentionKernel kind = attention_kernel();
 #if TORCH_VERSION_MAJOR >= 2
@@ -64,15 +67,26 @@ torch::Tensor scaled_attention(const torch::Tensor& q, const torch::Tensor& k, c
 #endif
   // Explicit path, the reference's operations: sim = (q k^T) * scale (the scale applied to the
   // finished dot products, as alpha of the same GEMM); softmax over keys; sim v.
-  const int64_t bh = q.size(0), n = q.size(1), m = k.size(1);
+  const int64_t bh = q.size(0), n = q.size(1), m = k.size(1), d = q.size(2);
   if (slice_bytes <= 0) slice_bytes = kSliceBytes;
   const int64_t per = std::max<int64_t>(1, n * m * static_cast<int64_t>(q.element_size()));
   const int64_t step = std::clamp<int64_t>(slice_bytes / per, 1, bh);
   torch::Tensor out = at::empty({bh, n, v.size(2)}, q.options());
-  torch::Tensor sim = at::empty({step, n, m}, q.options());
+  torch::Tensor sim;
+  if (scratch && scratch->defined() && scratch->numel() >= step * n * m && scratch->is_contiguous() &&
+      scratch->options().dtype() == q.options().dtype() && scratch->device() == q.device())
+    sim = scratch->flatten().narrow(0, 0, step * n * m).view({step, n, m});
+  else
+    sim = at::empty({step, n, m}, q.options());
+  // baddbmm_ with beta = 0 still reads its destination in LibTorch's own small-product kernel
+  // (contraction x rows x cols < 400 on the CPU in 1.13: dst * beta + alpha * acc, so a NaN or
+  // inf left in the buffer survives). Clear the slice for such products; larger ones go to BLAS
+  // GEMM, which never reads C when beta = 0. Zeroing first keeps the results bit-identical.
+  const bool clear = d * n * m < kClearBelow;
   for (int64_t i = 0; i < bh; i += step) {
     const int64_t len = std::min(step, bh - i);
     torch::Tensor s = sim.narrow(0, 0, len);
+    if (clear) s.zero_();
     s.baddbmm_(q.narrow(0, i, len), k.narrow(0, i, len).transpose(1, 2), /*beta=*/0.0, /*alpha=*/scale);
     torch::Tensor o = out.narrow(0, i, len);
     at::bmm_out(o, s.softmax(-1), v.narrow(0, i, len));

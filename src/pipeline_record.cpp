@@ -9,6 +9,7 @@
 
 #include "rdm/error.hpp"
 #include "rdm/pipeline.hpp"
+#include "rdm/request_checks.hpp"
 
 namespace rdm {
 namespace fs = std::filesystem;
@@ -60,9 +61,9 @@ std::pair<std::string, double> parse_weighted(const std::string& spec) {
   return {spec, 1.0};
 }
 
-SampleRequest request_from_record(const json& r) {
+SampleRequest request_from_record(const json& r, const std::string& where) {
   if (!r.is_object() || !r.contains("seed") || !r.contains("steps"))
-    fail("metadata record is not an rdm image record (no seed/steps)");
+    fail("{} is not an rdm image record (no seed/steps)", where);
   SampleRequest q;
   try {
     q.prompt = r.value("prompt", std::string());
@@ -71,20 +72,24 @@ SampleRequest request_from_record(const json& r) {
     q.no_retrieval = mode == "postfix";
     q.style = r.value("style", std::string());
     for (const auto& d : r.value("databases", json::array()))
-      q.databases.push_back({fs::path(d.at("path").get<std::string>()), d.value("weight", 1.0)});
-    q.k = r.value("k", int64_t(19));
+      q.databases.push_back({fs::path(d.at("path").get<std::string>()), json_number(d, "weight", 1.0, where)});
+    q.k = json_integer(r, "k", 19, where);
     q.sampler = r.value("sampler", std::string("ddim"));
-    q.steps = r.at("steps").get<int>();
-    q.eta = r.value("eta", 0.0);
-    q.scale = r.value("scale", 5.0);
-    q.seed = r.at("seed").get<uint64_t>();
+    q.steps = static_cast<int>(std::clamp<int64_t>(json_integer(r, "steps", 50, where), -1, 1 << 30));
+    q.eta = json_number(r, "eta", 0.0, where);
+    q.scale = json_number(r, "scale", 5.0, where);
+    q.seed = json_seed(r.at("seed"), where);
     q.n = 1;
     q.first_index = 0;
-    q.width = r.value("width", int64_t(0));
-    q.height = r.value("height", int64_t(0));
+    q.width = json_integer(r, "width", 0, where);
+    q.height = json_integer(r, "height", 0, where);
   } catch (const json::exception& e) {
-    fail("metadata record has a malformed field: {}", e.what());
+    fail("{} has a malformed field: {}", where, e.what());
   }
+  check_scale(q.scale, where);
+  check_eta(q.eta, q.sampler, where);
+  check_k(q.k, where);
+  if (q.steps < 1) fail("{}: steps {} must be at least 1", where, q.steps);
   return q;
 }
 

@@ -13,6 +13,8 @@
 #include "rdm/error.hpp"
 #include "rdm/io/atomic_file.hpp"
 #include "rdm/io/safe_file.hpp"
+#include "rdm/io/text_file.hpp"
+#include "rdm/request_checks.hpp"
 #include "rdm/model_paths.hpp"
 #include "rdm/output.hpp"
 #include "rdm/retrieval/build.hpp"
@@ -73,31 +75,39 @@ SweepJob SweepJob::from_json(const json& j, const SweepJob& d, const std::string
         for (const auto& x : v) s.databases.push_back(x.get<std::string>());
       }
     }
-    s.seed = j.value("seed", d.seed);
-    s.scale = j.value("scale", d.scale);
-    s.k = j.value("k", d.k);
+    if (j.contains("seed")) s.seed = json_seed(j.at("seed"), where);
+    s.scale = json_number(j, "scale", d.scale, where);
+    s.k = json_integer(j, "k", d.k, where);
     s.sampler = j.value("sampler", d.sampler);
-    s.steps = j.value("steps", d.steps);
-    s.eta = j.value("eta", d.eta);
-    s.width = j.value("width", d.width);
-    s.height = j.value("height", d.height);
+    const int64_t steps = json_integer(j, "steps", d.steps, where);
+    if (steps < 1 || steps > (int64_t(1) << 30)) fail("{}: steps {} must be at least 1", where, steps);
+    s.steps = static_cast<int>(steps);
+    s.eta = json_number(j, "eta", d.eta, where);
+    s.width = json_integer(j, "width", d.width, where);
+    s.height = json_integer(j, "height", d.height, where);
     s.image_prompt = j.value("image_prompt", d.image_prompt);
     s.no_retrieval = j.value("no_retrieval", d.no_retrieval);
     s.style = j.value("style", d.style);
   } catch (const json::exception& e) {
     fail("{}: {}", where, e.what());
   }
+  if (s.sampler != "ddim" && s.sampler != "plms") fail("{}: sampler '{}' is not one of ddim, plms", where, s.sampler);
+  check_scale(s.scale, where);
+  check_eta(s.eta, s.sampler, where);
+  check_k(s.k, where);
+  if (s.width < 0 || s.height < 0) fail("{}: width and height must not be negative (0 = the model's)", where);
+  if (!s.prompt.empty() && !s.image_prompt.empty())
+    fail("{}: a job has either a prompt or an image_prompt, not both (the image's CLIP embedding replaces the "
+         "text query)",
+         where);
+  s.source = where;
   if (s.prompt.empty() && s.image_prompt.empty()) fail("{}: a job needs a prompt or an image_prompt", where);
   return s;
 }
 
 std::vector<SweepJob> read_jobs_jsonl(const fs::path& file, const SweepJob& defaults) {
-  std::ifstream f(file);
-  if (!f) fail("cannot read jobs file '{}'", file.string());
   std::vector<SweepJob> jobs;
-  int line_no = 0;
-  for (std::string line; std::getline(f, line);) {
-    ++line_no;
+  for (const auto& [line_no, line] : io::read_text_lines(file, "jobs file")) {
     if (line.find_first_not_of(" \t\r") == std::string::npos || line[line.find_first_not_of(" \t")] == '#') continue;
     std::string where = fmt::format("{}:{}", file.string(), line_no);
     json j = json::parse(line, nullptr, false);
@@ -105,18 +115,17 @@ std::vector<SweepJob> read_jobs_jsonl(const fs::path& file, const SweepJob& defa
     std::vector<uint64_t> seeds;
     std::vector<double> scales;
     if (j.is_object() && j.contains("seeds")) {
-      try {
-        seeds = j["seeds"].get<std::vector<uint64_t>>();
-      } catch (const json::exception&) {
-        fail("{}: 'seeds' must be a list of non-negative integers", where);
-      }
+      if (!j["seeds"].is_array() || j["seeds"].empty())
+        fail("{}: 'seeds' must be a non-empty list of seeds (whole numbers from 0 to 2^64 - 1)", where);
+      for (const auto& v : j["seeds"]) seeds.push_back(json_seed(v, where));
       j.erase("seeds");
     }
     if (j.is_object() && j.contains("scales")) {
-      try {
-        scales = j["scales"].get<std::vector<double>>();
-      } catch (const json::exception&) {
-        fail("{}: 'scales' must be a list of numbers", where);
+      if (!j["scales"].is_array() || j["scales"].empty()) fail("{}: 'scales' must be a non-empty list of numbers", where);
+      for (const auto& v : j["scales"]) {
+        if (!v.is_number()) fail("{}: 'scales' must be a list of numbers, got {}", where, v.dump());
+        check_scale(v.get<double>(), where);
+        scales.push_back(v.get<double>());
       }
       j.erase("scales");
     }
@@ -194,8 +203,7 @@ json SweepReport::to_json() const {
           {"contact_sheet", contact_sheet.string()}};
 }
 
-namespace {
-SampleRequest to_request(const SweepJob& j) {
+SampleRequest job_request(const SweepJob& j) {
   SampleRequest r;
   r.prompt = j.prompt;
   for (const auto& spec : j.databases) {
@@ -215,6 +223,34 @@ SampleRequest to_request(const SweepJob& j) {
   r.height = j.height;
   return r;
 }
+
+void check_jobs(const std::vector<SweepJob>& jobs, const fs::path& model_config, const std::string& device,
+                const std::string& precision) {
+  const ModelFacts facts = ModelFacts::from_file(model_config);
+  const MachineMemory machine = machine_memory();
+  std::set<std::string> seen_dbs;
+  std::set<std::pair<int64_t, int64_t>> seen_sizes;
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    const SweepJob& job = jobs[i];
+    const std::string what = job.source.empty() ? fmt::format("job {} ('{}')", i + 1, job.prompt) : job.source;
+    SampleRequest req;
+    try {
+      req = job_request(job);
+    } catch (const Error& e) {
+      fail("{}: {}", what, e.what());
+    }
+    // Each database is checked once (its manifest is read for the first job that names it).
+    std::vector<DatabaseChoice> unseen;
+    for (const auto& d : req.databases)
+      if (seen_dbs.insert(fs::absolute(d.dir).lexically_normal().string()).second) unseen.push_back(d);
+    req.databases = unseen;
+    check_request(req, facts, what);
+    if (seen_sizes.insert({req.width, req.height}).second)
+      check_memory(req.width, req.height, 1, facts, device, precision, machine, what);
+  }
+}
+
+namespace {
 
 void append_line(const fs::path& log, const json& j) {
   io::append_file_nofollow(log, j.dump() + "\n");  // a symlink planted as the log is refused
@@ -257,7 +293,7 @@ SweepReport run_sweep(const Pipeline& pipeline, const std::vector<SweepJob>& job
     fs::path png = o.out / job.file_name();
     json line = {{"position", todo[t]}, {"id", job.id()}, {"file", png.filename().string()}, {"job", job.to_json()}};
     try {
-      auto result = pipeline.sample(to_request(job), [&](const SampleProgress& sp) {
+      auto result = pipeline.sample(job_request(job), [&](const SampleProgress& sp) {
         if (progress) progress({static_cast<int64_t>(t) + 1, static_cast<int64_t>(todo.size()), sp});
       });
       json rec = result.images.at(0).record;

@@ -37,8 +37,10 @@ AttentionKernel attention_kernel();
 // that the score matrix of one slice stays below `slice_bytes` (0: 16 MB; reuses heap memory and
 // stays in cache, where the reference materialises all heads at once: 594 MB at the RDM's 48x48
 // level, batch 2).
+// `scratch` (tests): a buffer to hold the score slices instead of a fresh one; its contents are
+// never read (the GEMM's destination is cleared where LibTorch's kernel would read it).
 torch::Tensor scaled_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                               double scale, int64_t slice_bytes = 0);
+                               double scale, int64_t slice_bytes = 0, torch::Tensor* scratch = nullptr);
 
 struct GEGLUImpl : torch::nn::Module {
   GEGLUImpl(int64_t dim_in, int64_t dim_out);

@@ -13,6 +13,7 @@
 // image embedding of a file is the query and the first token), postfix baseline (no retrieval,
 // the prompt gets "in the style of <style>").
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -87,7 +88,18 @@ struct SampleProgress {
 };
 using SampleProgressFn = std::function<void(const SampleProgress&)>;
 
+// Optional hooks of one sample() call: step progress; each image handed over as soon as it is
+// decoded (its record complete, timings so far), before the next batch starts; a stop flag
+// (SIGINT) checked at every sampler step: when set, the running batch is abandoned and
+// sample() returns the images finished so far with `interrupted` set.
+struct SampleCallbacks {
+  SampleProgressFn progress;
+  std::function<void(SampledImage&)> on_image;
+  const std::atomic<bool>* stop = nullptr;
+};
+
 struct SampleResult {
+  bool interrupted = false;  // stopped by SampleCallbacks::stop; `images` holds the finished ones
   std::vector<SampledImage> images;
   std::string prompt;                     // the text that was encoded (postfix applied)
   std::vector<NeighborRecord> neighbors;  // best first (the same for every image)
@@ -102,6 +114,7 @@ class Pipeline {
   ~Pipeline();
 
   SampleResult sample(const SampleRequest& request, const SampleProgressFn& progress = {}) const;
+  SampleResult sample(const SampleRequest& request, const SampleCallbacks& callbacks) const;
 
   // Model facts for callers (defaults, validation, metadata).
   int64_t native_width() const;
@@ -116,6 +129,7 @@ class Pipeline {
 
  private:
   explicit Pipeline(std::unique_ptr<Impl> impl);
+
   std::unique_ptr<Impl> impl_;
 };
 
@@ -128,8 +142,12 @@ std::string style_from_database_name(const std::string& name);
 std::pair<std::string, double> parse_weighted(const std::string& spec);
 
 // The request a record (an image's `rdm` chunk) was made with, for n = 1 image at its index
-// (used by `rdm sample --from-png`).
-SampleRequest request_from_record(const nlohmann::json& record);
+// (used by `rdm sample --from-png`). Values follow the rules of request_checks.hpp (integers
+// must be JSON integers, seeds unsigned 64-bit); `where` names the record in errors.
+SampleRequest request_from_record(const nlohmann::json& record, const std::string& where = "metadata record");
+// The fingerprint recorded as a model's "hash": SHA-256 over the file size and its first and
+// last 4 MiB, 16 hex digits.
+std::string file_fingerprint(const std::filesystem::path& file);
 // The human-readable `parameters` chunk of a record ("prompt\nSteps: 50, Sampler: DDIM, ...").
 std::string parameters_text(const nlohmann::json& record);
 

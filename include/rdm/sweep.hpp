@@ -32,6 +32,7 @@ struct SweepJob {
   std::string image_prompt;
   bool no_retrieval = false;
   std::string style;
+  std::string source;  // where the job came from ("jobs.jsonl:3"), for messages; not part of the id
 
   nlohmann::json to_json() const;  // canonical (every field)
   std::string id() const;          // 12 hex digits of SHA-256 of to_json()
@@ -50,6 +51,14 @@ std::vector<SweepJob> read_jobs_jsonl(const std::filesystem::path& file, const S
 std::vector<SweepJob> cartesian_jobs(const std::vector<std::string>& prompts, const std::vector<std::string>& databases,
                                      const std::vector<uint64_t>& seeds, const std::vector<double>& scales,
                                      const SweepJob& defaults);
+// The request a job makes (database names resolved).
+SampleRequest job_request(const SweepJob& job);
+// Every job against the rules of request_checks.hpp and the model's config, before the model
+// loads; errors name the job's source line. `device` "cpu" (or "auto" without CUDA) also checks
+// the memory estimate of each size.
+void check_jobs(const std::vector<SweepJob>& jobs, const std::filesystem::path& model_config,
+                const std::string& device, const std::string& precision);
+
 // "I/N" (0 <= I < N) -> {I, N}. Throws rdm::Error otherwise.
 std::pair<int64_t, int64_t> parse_shard(const std::string& spec);
 // Positions of the jobs of shard I of N.

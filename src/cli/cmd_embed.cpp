@@ -14,6 +14,7 @@
 #include "rdm/clip/tokenizer.hpp"
 #include "rdm/error.hpp"
 #include "rdm/io/npy.hpp"
+#include "rdm/io/text_file.hpp"
 
 namespace rdm::cli {
 namespace fs = std::filesystem;
@@ -78,15 +79,9 @@ json rows_json(const torch::Tensor& t) {
 
 void run_embed(const EmbedOpts& o) {
   std::vector<std::string> texts = o.texts;
-  if (!o.text_file.empty()) {
-    std::ifstream f(o.text_file);
-    if (!f) fail("cannot open --text-file '{}'", o.text_file);
-    std::string line;
-    while (std::getline(f, line)) {
-      if (!line.empty() && line.back() == '\r') line.pop_back();
-      if (!line.empty()) texts.push_back(line);
-    }
-  }
+  if (!o.text_file.empty())
+    for (auto& l : io::read_text_lines(o.text_file, "--text-file"))
+      if (!l.text.empty()) texts.push_back(std::move(l.text));
   if (texts.empty() && o.images.empty()) fail("embed: nothing to do; give --text, --text-file or --image");
 
   if (o.tokens) {

@@ -1,5 +1,6 @@
 // rdm sample: prompt(s) -> retrieval -> diffusion -> PNGs (scripts/knn2img.py, reproducible).
-#include <fstream>
+#include <algorithm>
+#include <cstdlib>
 #include <iostream>
 
 #include <nlohmann/json.hpp>
@@ -7,12 +8,16 @@
 
 #include "cli/commands.hpp"
 #include "cli/model_options.hpp"
+#include "cli/interrupt.hpp"
 #include "cli/progress.hpp"
 #include "rdm/error.hpp"
 #include "rdm/io/png.hpp"
 #include "rdm/io/safe_text.hpp"
+#include "rdm/io/text_file.hpp"
 #include "rdm/output.hpp"
 #include "rdm/pipeline.hpp"
+#include "rdm/request_checks.hpp"
+#include "rdm/retrieval/manifest.hpp"
 
 namespace rdm::cli {
 namespace fs = std::filesystem;
@@ -44,41 +49,183 @@ struct SampleOpts {
   bool png_timings = false;
   bool neighbors_sheet = false;
   std::string from_png;
+  bool ignore_hashes = false;
   ModelOptions model;
 };
+
+// Samples every prompt and writes each image as soon as it is decoded; Ctrl-C keeps the
+// finished images and exits with status 130.
+void sample_and_write(const SampleOpts& o, const Pipeline& pipeline, const SampleRequest& base,
+                      const std::vector<std::string>& prompts) {
+  const fs::path out(o.out);
+  ProgressBar bar;
+  json report = {{"images", json::array()}, {"grids", json::array()}};
+  std::vector<io::RgbImage> grid_images;
+  double total_s = 0;
+  int64_t total_images = 0;
+  bool interrupted = false;
+  InterruptGuard interrupt;
+  for (size_t pi = 0; pi < prompts.size() && !interrupted; ++pi) {
+    SampleRequest req = base;
+    req.prompt = prompts[pi];
+    if (prompts.size() > 1) bar.set_label(fmt::format("prompt {}/{} ", pi + 1, prompts.size()));
+    const std::string slug =
+        slugify(req.image_prompt ? req.image_prompt->stem().string() + " " + req.prompt : req.prompt);
+    SampleCallbacks callbacks;
+    callbacks.progress = [&](const SampleProgress& p) { bar(p); };
+    callbacks.stop = interrupt.flag();
+    callbacks.on_image = [&](SampledImage& img) {
+      fs::path png = next_image_path(out, slug, img.seed, o.overwrite, o.overwrite ? total_images : 0);
+      json rec = img.record;
+      if (o.neighbors_sheet && rec.contains("neighbors") && !rec["neighbors"].empty()) {
+        std::vector<NeighborRecord> nbs;
+        for (const auto& nb : rec["neighbors"])
+          nbs.push_back({nb.value("database", std::string()), nb.value("id", int64_t(-1)), nb.value("score", 0.0f),
+                         nb.value("path", std::string()), nb.value("label", std::string())});
+        fs::path sheet = png.parent_path() / (png.stem().string() + "-neighbors.png");
+        write_neighbor_sheet(sheet, nbs);
+        rec["contact_sheet"] = sheet.filename().string();
+      }
+      write_image_with_record(png, img.image, rec, !o.no_sidecar, o.overwrite, o.png_timings);
+      spdlog::info("wrote {}", png.string());
+      report["images"].push_back({{"file", png.string()},
+                                  {"prompt", req.prompt},
+                                  {"seed", img.seed},
+                                  {"index", img.index},
+                                  {"neighbors", rec["neighbors"]}});
+      if (o.grid) grid_images.push_back(img.image);
+      ++total_images;
+    };
+    auto result = pipeline.sample(req, callbacks);
+    for (const auto& [k, v] : result.seconds)
+      if (k == "sample" || k == "decode" || k == "encode" || k == "retrieve") total_s += v;
+    interrupted = result.interrupted || interrupt.interrupted();
+  }
+  report["seconds"] = total_s;
+  report["device"] = pipeline.device();
+  report["precision"] = pipeline.precision();
+  if (interrupted) {
+    spdlog::warn("interrupted: {} finished image(s) written to '{}'", total_images, out.string());
+    report["interrupted"] = true;
+    if (o.json_out) std::cout << report.dump(2) << std::endl;
+    std::cout.flush();
+    std::exit(kInterruptedExitCode);  // every written image is complete
+  }
+  if (o.grid && !grid_images.empty()) {
+    // knn2img: grid-{count:04d}.png with nrow = n_rows or n_samples.
+    int64_t count = 0;
+    while (fs::exists(out / fmt::format("grid-{:04d}.png", count)) && !o.overwrite) ++count;
+    fs::path g = out / fmt::format("grid-{:04d}.png", count);
+    io::write_png(g, make_grid(grid_images, o.n_rows > 0 ? o.n_rows : base.n));
+    report["grids"].push_back(g.string());
+    spdlog::info("wrote {}", g.string());
+  }
+  spdlog::info("total: {} image(s) in {:.2f} s ({:.2f} s/image)", total_images, total_s,
+               total_images ? total_s / static_cast<double>(total_images) : 0.0);
+  if (o.json_out) std::cout << report.dump(2) << std::endl;
+}
+
+// Options that --from-png cannot honour: the record fixes them. (Those it may take: --model,
+// --config, --clip, --vocab to say where the files are now, --device, --precision, --threads,
+// and the output options.)
+const char* const kFixedByRecord[] = {"prompts", "--prompt-file", "--database", "--knn",    "--sampler",
+                                      "--steps", "--eta",         "--scale",    "--seed",   "--n-samples",
+                                      "--batch-size", "--width",   "--height",   "--image-prompt",
+                                      "--no-retrieval", "--style"};
+
+void check_from_png_conflicts(const CLI::App& cmd) {
+  for (const char* name : kFixedByRecord)
+    if (cmd.count(name) > 0)
+      throw CLI::ValidationError(std::string(name) == "prompts" ? "PROMPT" : name,
+                                 "conflicts with --from-png (the image's record fixes it; --from-png takes only "
+                                 "--model/--config/--clip/--vocab/--device/--precision/--threads and output options)");
+}
+
+std::vector<std::string> collect_prompts(const SampleOpts& o) {
+  std::vector<std::string> prompts;
+  for (size_t i = 0; i < o.prompts.size(); ++i) {
+    if (io::find_invalid_utf8(o.prompts[i]) != std::string::npos) fail("prompt {} is not valid UTF-8", i + 1);
+    prompts.push_back(o.prompts[i]);
+  }
+  if (!o.prompt_file.empty()) {
+    auto lines = io::read_prompt_lines(o.prompt_file, "prompt file");
+    if (lines.empty()) fail("prompt file '{}' has no prompts", o.prompt_file);
+    for (auto& l : lines) prompts.push_back(std::move(l.text));
+  }
+  return prompts;
+}
+
+// The record's model and database fingerprints against the files about to be loaded.
+void check_record_files(const json& rec, const PipelinePaths& paths, const SampleRequest& req, bool ignore,
+                        const std::string& where) {
+  auto mismatch = [&](const std::string& what, const std::string& recorded, const std::string& now) {
+    if (recorded == now) return;
+    if (ignore) {
+      spdlog::warn("{}: {} differs from the record ({} now, {} recorded); --ignore-hashes: sampling anyway", where,
+                   what, now, recorded);
+      return;
+    }
+    fail("{}: {} differs from the one the image was made with ({} now, {} recorded): the image would not be "
+         "reproduced; pass --ignore-hashes to sample anyway",
+         where, what, now, recorded);
+  };
+  const std::string model_hash = rec.contains("model") ? rec["model"].value("hash", std::string()) : std::string();
+  if (!model_hash.empty())
+    mismatch("model '" + paths.model.string() + "'", model_hash, file_fingerprint(paths.model));
+  const json dbs = rec.value("databases", json::array());
+  for (size_t i = 0; i < req.databases.size() && i < dbs.size(); ++i) {
+    const std::string recorded = dbs[i].value("hash", std::string());
+    if (!recorded.empty())
+      mismatch("database '" + req.databases[i].dir.string() + "'", recorded,
+               retrieval::Manifest::read(req.databases[i].dir).content_hash);
+  }
+}
+
+void check_record_clip(const json& rec, const Pipeline& pipeline, bool ignore, const std::string& where) {
+  const std::string recorded = rec.contains("clip") ? rec["clip"].value("identity", std::string()) : std::string();
+  const std::string now = pipeline.describe()["clip"].value("identity", std::string());
+  if (recorded.empty() || recorded == now) return;
+  if (!ignore)
+    fail("{}: the CLIP model differs from the one the image was made with ({} now, {} recorded); pass "
+         "--ignore-hashes to sample anyway",
+         where, now, recorded);
+  spdlog::warn("{}: CLIP {} differs from the record ({}); --ignore-hashes: sampling anyway", where, now, recorded);
+}
 
 void run_sample(const SampleOpts& o, const CLI::App& cmd) {
   // The request: from a PNG's own metadata, or from the options.
   SampleRequest base;
   ModelOptions mo = o.model;
-  std::vector<std::string> prompts = o.prompts;
+  std::vector<std::string> prompts;
+  json rec;
+  const std::string where = o.from_png.empty() ? "rdm sample" : "--from-png '" + o.from_png + "'";
   if (!o.from_png.empty()) {
+    check_from_png_conflicts(cmd);
     auto png = io::read_png(o.from_png);
     auto rec_text = png.find("rdm");
     if (!rec_text) fail("'{}' has no rdm metadata chunk: it was not made by rdm sample", o.from_png);
-    json rec = io::parse_json_bounded(*rec_text, fmt::format("'{}': the rdm metadata chunk", o.from_png));
-    base = request_from_record(rec);
+    rec = io::parse_json_bounded(*rec_text, fmt::format("'{}': the rdm metadata chunk", o.from_png));
+    if (!rec.is_object()) fail("'{}': the rdm metadata chunk is not a JSON object", o.from_png);
+    base = request_from_record(rec, where);
     prompts = {base.prompt};
-    if (mo.model.empty()) mo.model = rec["model"].value("path", std::string());
-    if (mo.config.empty()) mo.config = rec["model"].value("config", std::string());
-    if (mo.clip.empty()) mo.clip = rec["clip"].value("path", std::string());
-    if (mo.vocab.empty()) mo.vocab = rec.value("vocab", std::string());
-    if (cmd.count("--device") == 0 && rec.contains("device")) mo.device = rec["device"];
-    if (cmd.count("--precision") == 0 && rec.contains("precision")) mo.precision = rec["precision"];
+    auto recorded = [&](const char* section, const char* key) {
+      const json& sec = section ? rec.value(section, json::object()) : rec;
+      return sec.is_object() && sec.contains(key) && sec[key].is_string() ? sec[key].get<std::string>() : std::string();
+    };
+    if (mo.model.empty()) mo.model = recorded("model", "path");
+    if (mo.config.empty()) mo.config = recorded("model", "config");
+    if (mo.clip.empty()) mo.clip = recorded("clip", "path");
+    if (mo.vocab.empty()) mo.vocab = recorded(nullptr, "vocab");
+    if (cmd.count("--device") == 0 && !recorded(nullptr, "device").empty()) mo.device = recorded(nullptr, "device");
+    if (cmd.count("--precision") == 0 && !recorded(nullptr, "precision").empty())
+      mo.precision = recorded(nullptr, "precision");
+    base.batch_size = 1;
   } else {
-    if (!o.prompt_file.empty()) {
-      std::ifstream f(o.prompt_file);
-      if (!f) fail("cannot read prompt file '{}'", o.prompt_file);
-      for (std::string line; std::getline(f, line);) {
-        if (!line.empty() && line.back() == '\r') line.pop_back();
-        if (line.find_first_not_of(" \t") != std::string::npos) prompts.push_back(line);
-      }
-      if (prompts.empty()) fail("prompt file '{}' has no prompts", o.prompt_file);
-    }
+    prompts = collect_prompts(o);
     if (!o.image_prompt.empty()) {
       if (!fs::is_regular_file(o.image_prompt)) fail("image prompt '{}' does not exist", o.image_prompt);
       base.image_prompt = fs::path(o.image_prompt);
-      if (prompts.empty()) prompts.push_back("");
+      prompts.push_back("");
     }
     if (prompts.empty()) fail("no prompt: give one as an argument, --prompt-file FILE or --image-prompt FILE");
     if (o.no_retrieval && o.style.empty() && o.databases.empty())
@@ -95,90 +242,67 @@ void run_sample(const SampleOpts& o, const CLI::App& cmd) {
     base.n = o.n;
     base.width = o.width;
     base.height = o.height;
+    base.batch_size = o.batch_size > 0 ? std::min(o.batch_size, base.n) : base.n;
   }
-  base.batch_size = o.batch_size > 0 ? o.batch_size : base.n;
-  if (!o.from_png.empty() && o.batch_size > 0) base.batch_size = 1;
-  if (base.sampler == "plms" && base.eta != 0) fail("--sampler plms needs --eta 0 (got {})", base.eta);
+
+  // Every value against the model's config, before any model loads.
+  const PipelinePaths paths = mo.paths();
+  const ModelFacts facts = ModelFacts::from_file(paths.config);
+  for (const auto& p : prompts) {
+    SampleRequest req = base;
+    req.prompt = p;
+    check_request(req, facts, where);
+  }
+  check_memory(base.width, base.height, 1, facts, mo.device, mo.precision, machine_memory(), where);
+  if (!o.from_png.empty()) check_record_files(rec, paths, base, o.ignore_hashes, where);
 
   const fs::path out(o.out);
   ensure_writable_dir(out);
-  auto pipeline = Pipeline::load(mo.paths(), mo.options());
-  if ((base.width > 0 && base.width % pipeline.size_multiple()) ||
-      (base.height > 0 && base.height % pipeline.size_multiple()))
-    fail("size {}x{} is not allowed: --width and --height must be multiples of {} for this model",
-         base.width ? base.width : pipeline.native_width(), base.height ? base.height : pipeline.native_height(),
-         pipeline.size_multiple());
-
-  ProgressBar bar;
-  json report = {{"images", json::array()}, {"grids", json::array()}};
-  std::vector<io::RgbImage> grid_images;
-  double total_s = 0;
-  int64_t total_images = 0;
-  for (size_t pi = 0; pi < prompts.size(); ++pi) {
-    SampleRequest req = base;
-    req.prompt = prompts[pi];
-    if (prompts.size() > 1) bar.set_label(fmt::format("prompt {}/{} ", pi + 1, prompts.size()));
-    auto result = pipeline.sample(req, [&](const SampleProgress& p) { bar(p); });
-    for (const auto& [k, v] : result.seconds)
-      if (k == "sample" || k == "decode" || k == "encode" || k == "retrieve") total_s += v;
-    const std::string slug = slugify(req.image_prompt ? req.image_prompt->stem().string() + " " + req.prompt : req.prompt);
-    for (auto& img : result.images) {
-      fs::path png = next_image_path(out, slug, img.seed, o.overwrite, o.overwrite ? total_images : 0);
-      json rec = img.record;
-      if (o.neighbors_sheet && !result.neighbors.empty()) {
-        fs::path sheet = png.parent_path() / (png.stem().string() + "-neighbors.png");
-        write_neighbor_sheet(sheet, result.neighbors);
-        rec["contact_sheet"] = sheet.filename().string();
-      }
-      write_image_with_record(png, img.image, rec, !o.no_sidecar, o.overwrite, o.png_timings);
-      spdlog::info("wrote {}", png.string());
-      report["images"].push_back({{"file", png.string()},
-                                  {"prompt", req.prompt},
-                                  {"seed", img.seed},
-                                  {"index", img.index},
-                                  {"neighbors", rec["neighbors"]}});
-      if (o.grid) grid_images.push_back(std::move(img.image));
-      ++total_images;
-    }
-  }
-  if (o.grid && !grid_images.empty()) {
-    // knn2img: grid-{count:04d}.png with nrow = n_rows or n_samples.
-    int64_t count = 0;
-    while (fs::exists(out / fmt::format("grid-{:04d}.png", count)) && !o.overwrite) ++count;
-    fs::path g = out / fmt::format("grid-{:04d}.png", count);
-    io::write_png(g, make_grid(grid_images, o.n_rows > 0 ? o.n_rows : base.n));
-    report["grids"].push_back(g.string());
-    spdlog::info("wrote {}", g.string());
-  }
-  spdlog::info("total: {} image(s) in {:.2f} s ({:.2f} s/image)", total_images, total_s,
-               total_images ? total_s / static_cast<double>(total_images) : 0.0);
-  report["seconds"] = total_s;
-  report["device"] = pipeline.device();
-  report["precision"] = pipeline.precision();
-  if (o.json_out) std::cout << report.dump(2) << std::endl;
+  auto pipeline = Pipeline::load(paths, mo.options());
+  if (!o.from_png.empty()) check_record_clip(rec, pipeline, o.ignore_hashes, where);
+  sample_and_write(o, pipeline, base, prompts);
 }
 }  // namespace
 
 void add_sample_command(CLI::App& app) {
   auto o = std::make_shared<SampleOpts>();
   auto* cmd = app.add_subcommand("sample", "Generate images: prompt -> CLIP -> k neighbours -> guided diffusion -> PNG");
-  cmd->add_option("prompts", o->prompts, "Text prompt(s); each gives --n-samples images");
-  cmd->add_option("--prompt-file", o->prompt_file, "File with one prompt per line")->check(CLI::ExistingFile);
+  auto* prompts = cmd->add_option("prompts", o->prompts, "Text prompt(s); each gives --n-samples images");
+  auto* prompt_file = cmd->add_option("--prompt-file", o->prompt_file,
+                                      "File with one prompt per line (UTF-8, at most 64 MiB, lines up to 64 KiB)")
+                          ->check(CLI::ExistingFile);
   cmd->add_option("-d,--database", o->databases,
                   "Style database NAME|DIR[:weight]; repeat to mix styles (the k neighbours are split by weight)");
-  cmd->add_option("-k,--knn", o->k, "Neighbours in the context")->capture_default_str()->check(CLI::NonNegativeNumber);
+  cmd->add_option("-k,--knn", o->k, "Neighbours in the context (0 to 1000)")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t(0), kMaxNeighbors));
   cmd->add_option("--sampler", o->sampler, "ddim | plms")->check(CLI::IsMember({"ddim", "plms"}))->capture_default_str();
-  cmd->add_option("--steps", o->steps, "Sampling steps")->check(CLI::Range(1, 1000))->capture_default_str();
-  cmd->add_option("--eta", o->eta, "DDIM eta (0 = deterministic)")->check(CLI::Range(0.0, 10.0))->capture_default_str();
-  cmd->add_option("--scale", o->scale, "Classifier-free guidance scale")->capture_default_str();
-  cmd->add_option("--seed", o->seed, "Seed; image i of a prompt uses seed + i")->capture_default_str();
-  cmd->add_option("-n,--n-samples", o->n, "Images per prompt")->check(CLI::Range(1, 100000))->capture_default_str();
-  cmd->add_option("--batch-size", o->batch_size, "Images per model batch (0 = all n at once); never changes the images")
-      ->check(CLI::NonNegativeNumber)
+  cmd->add_option("--steps", o->steps, "Sampling steps (1 to the schedule's timesteps - 1: 999 for the RDM)")
+      ->check(CLI::Range(1, 1000000))
       ->capture_default_str();
-  cmd->add_option("-W,--width", o->width, "Width in pixels (0 = the model's, 768)")->check(CLI::NonNegativeNumber);
-  cmd->add_option("-H,--height", o->height, "Height in pixels (0 = the model's, 768)")->check(CLI::NonNegativeNumber);
-  cmd->add_option("--image-prompt", o->image_prompt, "Image whose CLIP embedding is the query and first token");
+  cmd->add_option("--eta", o->eta, "DDIM eta in [0, 1] (0 = deterministic; the reference's DDIM is defined there)")
+      ->check(eta_validator("--eta"))
+      ->capture_default_str();
+  cmd->add_option("--scale", o->scale, "Classifier-free guidance scale, finite, |scale| <= 100")
+      ->check(scale_validator("--scale"))
+      ->capture_default_str();
+  cmd->add_option("--seed", o->seed, "Seed (0 to 2^64 - 1); image i of a prompt uses seed + i, which must not pass 2^64 - 1")
+      ->check(seed_validator("--seed"))
+      ->capture_default_str();
+  cmd->add_option("-n,--n-samples", o->n, "Images per prompt (1 to 100000)")
+      ->check(CLI::Range(int64_t(1), kMaxImages))
+      ->capture_default_str();
+  cmd->add_option("--batch-size", o->batch_size, "Images per model batch (0 = all n at once); never changes the images")
+      ->check(CLI::Range(int64_t(0), kMaxImages))
+      ->capture_default_str();
+  cmd->add_option("-W,--width", o->width, "Width in pixels: 0 = the model's (768), else a multiple of the model's size "
+                                          "multiple (128 for the RDM), at most 16384")
+      ->check(CLI::Range(int64_t(0), kMaxImageSide));
+  cmd->add_option("-H,--height", o->height, "Height in pixels (as --width)")->check(CLI::Range(int64_t(0), kMaxImageSide));
+  auto* image_prompt = cmd->add_option("--image-prompt", o->image_prompt,
+                                       "Image whose CLIP embedding is the query and first token (instead of a text "
+                                       "prompt; the two cannot be combined)");
+  image_prompt->excludes(prompts)->excludes(prompt_file);
   cmd->add_flag("--no-retrieval", o->no_retrieval, "Postfix baseline: no neighbours, prompt + ' in the style of STYLE'");
   cmd->add_option("--style", o->style, "Style text for --no-retrieval (default: from the database name)");
   cmd->add_option("-o,--out", o->out, "Output folder")->capture_default_str();
@@ -191,7 +315,14 @@ void add_sample_command(CLI::App& app) {
   cmd->add_flag("--png-timings", o->png_timings,
                 "Also store the timings in the PNG (they are always in the sidecar; without them the same "
                 "command gives byte-identical PNGs)");
-  cmd->add_option("--from-png", o->from_png, "Reproduce an image from the metadata stored in it")->check(CLI::ExistingFile);
+  auto* from_png = cmd->add_option("--from-png", o->from_png,
+                  "Reproduce an image from the record stored in it. The record fixes the prompt, databases, seed "
+                  "and sampler settings (giving those too is an error); --model/--config/--clip/--vocab say where "
+                  "the files are now, --device/--precision/--threads/--out and the output flags apply")
+      ->check(CLI::ExistingFile);
+  cmd->add_flag("--ignore-hashes", o->ignore_hashes,
+                "With --from-png: sample even if the model, CLIP or database differs from the recorded one")
+      ->needs(from_png);
   o->model.add_to(cmd);
   cmd->callback([o, cmd] { run_sample(*o, *cmd); });
 }

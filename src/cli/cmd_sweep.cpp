@@ -10,22 +10,18 @@
 
 #include "cli/commands.hpp"
 #include "cli/model_options.hpp"
+#include "cli/interrupt.hpp"
 #include "cli/progress.hpp"
 #include "rdm/error.hpp"
+#include "rdm/io/text_file.hpp"
 #include "rdm/output.hpp"
+#include "rdm/request_checks.hpp"
 #include "rdm/sweep.hpp"
 
 namespace rdm::cli {
 namespace fs = std::filesystem;
 
 namespace {
-std::atomic<bool> g_stop{false};
-extern "C" void on_sigint(int) {
-  g_stop.store(true);
-  std::signal(SIGINT, SIG_DFL);  // a second Ctrl-C stops at once
-  std::signal(SIGTERM, SIG_DFL);
-}
-
 struct SweepOpts {
   std::string jobs_file;
   std::vector<std::string> prompts;
@@ -45,14 +41,10 @@ struct SweepOpts {
 
 void run(SweepOpts& o) {
   std::vector<SweepJob> jobs;
-  if (!o.prompt_file.empty()) {
-    std::ifstream f(o.prompt_file);
-    if (!f) fail("cannot read prompt file '{}'", o.prompt_file);
-    for (std::string line; std::getline(f, line);) {
-      if (!line.empty() && line.back() == '\r') line.pop_back();
-      if (line.find_first_not_of(" \t") != std::string::npos) o.prompts.push_back(line);
-    }
-  }
+  for (size_t i = 0; i < o.prompts.size(); ++i)
+    if (io::find_invalid_utf8(o.prompts[i]) != std::string::npos) fail("--prompts: prompt {} is not valid UTF-8", i + 1);
+  if (!o.prompt_file.empty())
+    for (auto& l : io::read_prompt_lines(o.prompt_file, "prompt file")) o.prompts.push_back(std::move(l.text));
   if (!o.jobs_file.empty()) {
     if (!o.prompts.empty()) fail("give either a jobs file or --prompts, not both");
     jobs = read_jobs_jsonl(o.jobs_file, o.defaults);
@@ -78,38 +70,33 @@ void run(SweepOpts& o) {
     spdlog::info("wrote {} and {}", g.string(), s.empty() ? "(no contact sheet: no image yet)" : s.string());
     return;
   }
+  // Every job against the rules and the model's config, before the model loads.
+  const PipelinePaths paths = o.model.paths();
+  check_jobs(jobs, paths.config, o.model.device, o.model.precision);
   ensure_writable_dir(out);
-  auto pipeline = Pipeline::load(o.model.paths(), o.model.options());
+  auto pipeline = Pipeline::load(paths, o.model.options());
 
   SweepOptions so;
   so.out = out;
   so.shard_index = shard_index;
   so.shard_count = shard_count;
   so.neighbors_sheet = o.neighbors_sheet;
-  so.stop = &g_stop;
-  g_stop = false;
-  auto old_int = std::signal(SIGINT, on_sigint);
-  auto old_term = std::signal(SIGTERM, on_sigint);
   ProgressBar bar;
   SweepReport rep;
-  try {
+  {
+    InterruptGuard interrupt;
+    so.stop = interrupt.flag();
     rep = run_sweep(pipeline, jobs, so, [&](const SweepProgress& p) {
       bar.set_label(fmt::format("job {}/{} ", p.job, p.jobs));
       bar(p.sample);
     });
-  } catch (...) {
-    std::signal(SIGINT, old_int);
-    std::signal(SIGTERM, old_term);
-    throw;
   }
-  std::signal(SIGINT, old_int);
-  std::signal(SIGTERM, old_term);
   spdlog::info("sweep: {} done, {} skipped (already done), {} failed in {:.1f} s; log {}, gallery {}", rep.done,
                rep.skipped, rep.failed, rep.seconds, rep.log.string(), rep.gallery.string());
   if (o.json_out) std::cout << rep.to_json().dump(2) << std::endl;
   if (rep.interrupted) {
     std::cout.flush();
-    std::exit(130);  // interrupted cleanly: every finished image is complete; re-run to resume
+    std::exit(kInterruptedExitCode);  // interrupted cleanly: every finished image is complete; re-run to resume
   }
   if (rep.failed > 0) fail("sweep: {} job(s) failed (see {})", rep.failed, rep.log.string());
 }
@@ -123,16 +110,26 @@ void add_sweep_command(CLI::App& app) {
   cmd->add_option("--prompts", o->prompts, "Cartesian sweep: prompts");
   cmd->add_option("--prompt-file", o->prompt_file, "Cartesian sweep: prompts, one per line")->check(CLI::ExistingFile);
   cmd->add_option("--databases", o->databases, "Cartesian sweep: databases (NAME|DIR[:w], mixes joined by '+', 'none')");
-  cmd->add_option("--seeds", o->seeds, "Cartesian sweep: seeds");
-  cmd->add_option("--scales", o->scales, "Cartesian sweep: guidance scales");
-  cmd->add_option("-k,--knn", o->defaults.k, "Neighbours per image")->capture_default_str();
+  cmd->add_option("--seeds", o->seeds, "Cartesian sweep: seeds (0 to 2^64 - 1)")->check(seed_validator("--seeds"));
+  cmd->add_option("--scales", o->scales, "Cartesian sweep: guidance scales (finite, |scale| <= 100)")
+      ->check(scale_validator("--scales"));
+  cmd->add_option("-k,--knn", o->defaults.k, "Neighbours per image (0 to 1000)")
+      ->check(CLI::Range(int64_t(0), kMaxNeighbors))
+      ->capture_default_str();
   cmd->add_option("--sampler", o->defaults.sampler, "ddim | plms")->check(CLI::IsMember({"ddim", "plms"}))->capture_default_str();
-  cmd->add_option("--steps", o->defaults.steps, "Sampling steps")->check(CLI::Range(1, 1000))->capture_default_str();
-  cmd->add_option("--eta", o->defaults.eta, "DDIM eta")->capture_default_str();
-  cmd->add_option("--scale", o->defaults.scale, "Default guidance scale")->capture_default_str();
-  cmd->add_option("--seed", o->defaults.seed, "Default seed")->capture_default_str();
-  cmd->add_option("-W,--width", o->defaults.width, "Width (0 = the model's)");
-  cmd->add_option("-H,--height", o->defaults.height, "Height (0 = the model's)");
+  cmd->add_option("--steps", o->defaults.steps, "Sampling steps (1 to the schedule's timesteps - 1)")
+      ->check(CLI::Range(1, 1000000))
+      ->capture_default_str();
+  cmd->add_option("--eta", o->defaults.eta, "DDIM eta in [0, 1]")->check(eta_validator("--eta"))->capture_default_str();
+  cmd->add_option("--scale", o->defaults.scale, "Default guidance scale (finite, |scale| <= 100)")
+      ->check(scale_validator("--scale"))
+      ->capture_default_str();
+  cmd->add_option("--seed", o->defaults.seed, "Default seed (0 to 2^64 - 1)")
+      ->check(seed_validator("--seed"))
+      ->capture_default_str();
+  cmd->add_option("-W,--width", o->defaults.width, "Width (0 = the model's; a multiple of its size multiple)")
+      ->check(CLI::Range(int64_t(0), kMaxImageSide));
+  cmd->add_option("-H,--height", o->defaults.height, "Height (0 = the model's)")->check(CLI::Range(int64_t(0), kMaxImageSide));
   cmd->add_option("-o,--out", o->out, "Output folder (shared by all shards)")->capture_default_str();
   cmd->add_option("--shard", o->shard, "Run part I of N (0 <= I < N): jobs at positions p with p % N == I")
       ->capture_default_str();

@@ -1,7 +1,10 @@
 // Model-selection options shared by `rdm sample` and `rdm sweep` (--model, --config, --clip,
-// --vocab, --device, --precision), and the neighbours' contact sheet both can write.
+// --vocab, --device, --precision), validators for the sampling values, and the neighbours'
+// contact sheet both can write.
 #pragma once
+#include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -9,7 +12,9 @@
 #include <spdlog/fmt/fmt.h>
 
 #include "rdm/model_paths.hpp"
+#include "rdm/error.hpp"
 #include "rdm/pipeline.hpp"
+#include "rdm/request_checks.hpp"
 #include "rdm/retrieval/build.hpp"
 
 namespace rdm::cli {
@@ -35,6 +40,35 @@ struct ModelOptions {
   PipelinePaths paths() const { return resolve_model_paths(model, config, clip, vocab); }
   PipelineOptions options() const { return {device, precision}; }
 };
+
+// CLI11 validators applying the rules of request_checks.hpp to option values (usage errors).
+inline CLI::Validator rule_validator(std::function<void(const std::string&)> rule, const std::string& type) {
+  return CLI::Validator(
+      [rule](std::string& value) {
+        try {
+          rule(value);
+        } catch (const Error& e) {
+          return std::string(e.what());
+        }
+        return std::string();
+      },
+      type);
+}
+inline double parse_number(const std::string& text, const std::string& what) {
+  char* end = nullptr;
+  const double v = std::strtod(text.c_str(), &end);
+  if (text.empty() || !end || *end != 0) fail("{} '{}' is not a number", what, text);
+  return v;
+}
+inline CLI::Validator seed_validator(const std::string& what) {
+  return rule_validator([what](const std::string& s) { parse_seed(s, what); }, "UINT64");
+}
+inline CLI::Validator scale_validator(const std::string& what) {
+  return rule_validator([what](const std::string& s) { check_scale(parse_number(s, what), what); }, "FLOAT");
+}
+inline CLI::Validator eta_validator(const std::string& what) {
+  return rule_validator([what](const std::string& s) { check_eta(parse_number(s, what), "ddim", what); }, "FLOAT");
+}
 
 // "<db>:<weight>" specs -> resolved folders.
 inline std::vector<DatabaseChoice> resolve_databases(const std::vector<std::string>& specs) {

@@ -23,6 +23,13 @@ torch::Tensor coef(const torch::Tensor& x, double value) {
 }
 }  // namespace
 
+void check_finite(const torch::Tensor& t, const char* what, const char* sampler, int64_t step, int64_t total) {
+  if (!torch::isfinite(t).all().item<bool>())
+    fail("{} is not finite at {} step {}/{} (NaN or inf; the model weights or the inputs are broken, or the "
+         "precision overflowed: try --precision fp32)",
+         what, sampler, step + 1, total);
+}
+
 DdimStep ddim_step(const torch::Tensor& x, const torch::Tensor& e_t_in, const DdimParams& p, int64_t index,
                    const torch::Tensor& noise, double temperature) {
   TORCH_CHECK(index >= 0 && index < p.size(), "ddim_step: index ", index, " out of range");
@@ -74,11 +81,13 @@ torch::Tensor ddim_sample(const EpsFn& eps, torch::Tensor x, const Schedule& sch
     const auto e_t = eps(x, ts).to(x.scalar_type());
     TORCH_CHECK(e_t.sizes() == x.sizes(), "DDIM: the model returned shape ", e_t.sizes(), " for a latent of shape ",
                 x.sizes());
+    check_finite(e_t, "UNet output", "DDIM", i, total);
     // noise_like(x.shape) is drawn at every step (also when sigma = 0), as the reference.
     torch::Tensor noise = opts.noise ? opts.noise(static_cast<int>(i))
                                      : torch::randn(x.sizes(), gen, x.options());
     auto out = ddim_step(x, e_t, p, index, noise, opts.temperature);
     x = out.x_prev;
+    check_finite(x, "latent", "DDIM", i, total);
     if (tr) {
       tr->sampling_timesteps_in_order.push_back(step);
       tr->step_index.push_back(index);

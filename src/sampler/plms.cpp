@@ -31,6 +31,7 @@ torch::Tensor plms_sample(const EpsFn& eps, torch::Tensor x, const Schedule& sch
     *tr = SamplerTrace{};
     tr->ddim_timesteps = timesteps;
   }
+  int64_t current = 0;  // the running step, for messages
   auto call = [&](const torch::Tensor& xx, const torch::Tensor& t) {
     if (tr) {
       tr->call_x.push_back(xx);
@@ -40,6 +41,7 @@ torch::Tensor plms_sample(const EpsFn& eps, torch::Tensor x, const Schedule& sch
     TORCH_CHECK(e.sizes() == xx.sizes(), "PLMS: the model returned shape ", e.sizes(), " for a latent of shape ",
                 xx.sizes());
     if (tr) tr->model_calls += 1;
+    check_finite(e, "UNet output", "PLMS", current, total);
     return e.to(xx.scalar_type());
   };
   // noise_like is drawn inside every get_x_prev_and_pred_x0 (sigma = 0: only the stream moves).
@@ -51,6 +53,7 @@ torch::Tensor plms_sample(const EpsFn& eps, torch::Tensor x, const Schedule& sch
     const int64_t step = timesteps[index];
     const int64_t step_next = timesteps[total - 1 - std::min(i + 1, total - 1)];
     const auto ts = torch::full({b}, step, ts_opts);
+    current = i;
 
     const auto e_t = call(x, ts);
     torch::Tensor e_t_prime;
@@ -70,6 +73,7 @@ torch::Tensor plms_sample(const EpsFn& eps, torch::Tensor x, const Schedule& sch
     }
     auto out = ddim_step(x, e_t_prime, p, index, draw(x), opts.temperature);
     x = out.x_prev;
+    check_finite(x, "latent", "PLMS", i, total);
     old_eps.push_back(e_t);
     if (old_eps.size() >= 4) old_eps.pop_front();
     if (tr) {

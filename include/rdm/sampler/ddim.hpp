@@ -56,6 +56,10 @@ struct SamplerOptions {
 // (see spaced_timesteps in solvers.hpp for all spacings).
 std::vector<int64_t> sampler_timesteps(const SamplerOptions& opts, int64_t num_timesteps);
 
+// Throws rdm::Error "<what> is not finite at <sampler> step <step+1>/<total>" when t holds a
+// NaN or inf (one isfinite().all() per call; the samplers check eps and the latent each step).
+void check_finite(const torch::Tensor& t, const char* what, const char* sampler, int64_t step, int64_t total);
+
 struct DdimStep {
   torch::Tensor x_prev, pred_x0;
 };
