@@ -29,6 +29,7 @@
 #include "rdm/sampler/ddim.hpp"
 #include "rdm/sampler/guidance.hpp"
 #include "rdm/sampler/plms.hpp"
+#include "rdm/sampler/solvers.hpp"
 #include "rdm/request_checks.hpp"
 #include "retrieval/sha256.hpp"
 
@@ -252,6 +253,7 @@ json request_record(const Pipeline& p, const SampleRequest& req, const SampleRes
   if (req.image_prompt) base["image_prompt"] = fs::absolute(*req.image_prompt).string();
   if (req.no_retrieval) base["style"] = req.style;
   base["sampler"] = req.sampler;
+  base["spacing"] = req.spacing;
   base["steps"] = req.steps;
   base["eta"] = req.eta;
   base["scale"] = req.scale;
@@ -288,7 +290,7 @@ void validate_in_pipeline(const SampleRequest& req, int64_t width, int64_t heigh
          "(first-stage factor {} x {} UNet downsamplings), e.g. {}x{}",
          width, height, mult, ldm.downsample_factor(), downsamples, std::max<int64_t>(mult, width / mult * mult),
          std::max<int64_t>(mult, height / mult * mult));
-  if (req.sampler != "ddim" && req.sampler != "plms") fail("sampler '{}' is not one of ddim, plms", req.sampler);
+  check_sampler(req.sampler, req.spacing, "sample");
   check_scale(req.scale, "sample");
   check_eta(req.eta, req.sampler, "sample");
   check_steps(req.steps, max_steps, "sample");
@@ -339,6 +341,7 @@ torch::Tensor sample_batch(const Pipeline::Impl& m, const SampleRequest& req, co
   SamplerOptions opts;
   opts.steps = req.steps;
   opts.eta = req.eta;
+  opts.spacing = req.spacing;
   if (req.eta != 0.0) {
     opts.noise = [&gens, C, h, w, &ldm](int) {
       std::vector<torch::Tensor> n;
@@ -353,8 +356,7 @@ torch::Tensor sample_batch(const Pipeline::Impl& m, const SampleRequest& req, co
     if (stop && stop->load() && step < total) throw Interrupted{};
   };
   try {
-    return req.sampler == "plms" ? plms_sample(eps, x_T, ldm.schedule(), opts, step_progress)
-                                 : ddim_sample(eps, x_T, ldm.schedule(), opts, step_progress);
+    return run_sampler(req.sampler, eps, x_T, ldm.schedule(), opts, step_progress);
   } catch (const c10::OutOfMemoryError&) {
     fail("out of GPU memory sampling {} image(s) of {}x{} with {} context tokens: lower --batch-size, the size, "
          "or use --precision fp16",

@@ -75,6 +75,7 @@ SampleRequest request_from_record(const json& r, const std::string& where) {
       q.databases.push_back({fs::path(d.at("path").get<std::string>()), json_number(d, "weight", 1.0, where)});
     q.k = json_integer(r, "k", 19, where);
     q.sampler = r.value("sampler", std::string("ddim"));
+    q.spacing = r.value("spacing", std::string("uniform"));  // records before the solvers: uniform
     q.steps = static_cast<int>(std::clamp<int64_t>(json_integer(r, "steps", 50, where), -1, 1 << 30));
     q.eta = json_number(r, "eta", 0.0, where);
     q.scale = json_number(r, "scale", 5.0, where);
@@ -86,6 +87,7 @@ SampleRequest request_from_record(const json& r, const std::string& where) {
   } catch (const json::exception& e) {
     fail("{} has a malformed field: {}", where, e.what());
   }
+  check_sampler(q.sampler, q.spacing, where);
   check_scale(q.scale, where);
   check_eta(q.eta, q.sampler, where);
   check_k(q.k, where);

@@ -4,13 +4,17 @@
 
 #include <torch/cuda.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <limits>
 #include <sstream>
 
+#include <fmt/ranges.h>
+
 #include "rdm/error.hpp"
 #include "rdm/retrieval/manifest.hpp"
+#include "rdm/sampler/solvers.hpp"
 
 namespace rdm {
 namespace fs = std::filesystem;
@@ -39,7 +43,19 @@ void check_scale(double scale, const std::string& what) {
 void check_eta(double eta, const std::string& sampler, const std::string& what) {
   if (!std::isfinite(eta) || eta < 0.0 || eta > 1.0)
     fail("{}: eta {} is not allowed: DDIM's eta lies in [0, 1] (0 = deterministic, 1 = DDPM-like)", what, eta);
-  if (sampler == "plms" && eta != 0.0) fail("{}: the PLMS sampler needs eta 0 (got {})", what, eta);
+  if ((sampler == "plms" || sampler == "dpmpp2m" || sampler == "unipc") && eta != 0.0)
+    fail("{}: the {} sampler is deterministic and needs eta 0 (got {}); ddim and euler_a take eta", what, sampler,
+         eta);
+}
+
+void check_sampler(const std::string& sampler, const std::string& spacing, const std::string& what) {
+  auto known = [](const std::vector<std::string>& v, const std::string& s) {
+    return std::find(v.begin(), v.end(), s) != v.end();
+  };
+  if (!known(sampler_names(), sampler))
+    fail("{}: sampler '{}' is not one of {}", what, sampler, fmt::join(sampler_names(), ", "));
+  if (!known(spacing_names(), spacing))
+    fail("{}: timestep spacing '{}' is not one of {}", what, spacing, fmt::join(spacing_names(), ", "));
 }
 
 void check_steps(int64_t steps, int64_t max_steps, const std::string& what) {
@@ -187,7 +203,7 @@ void check_request(const SampleRequest& r, const ModelFacts& facts, const std::s
     fail("{}: an image prompt and a text prompt cannot be combined (the image's CLIP embedding replaces the text "
          "query): give one of them",
          what);
-  if (r.sampler != "ddim" && r.sampler != "plms") fail("{}: sampler '{}' is not one of ddim, plms", what, r.sampler);
+  check_sampler(r.sampler, r.spacing, what);
   check_scale(r.scale, what);
   check_eta(r.eta, r.sampler, what);
   check_steps(r.steps, facts.max_steps, what);

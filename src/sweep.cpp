@@ -29,6 +29,8 @@ json SweepJob::to_json() const {
             {"k", k},           {"sampler", sampler},     {"steps", steps}, {"eta", eta},
             {"width", width},   {"height", height}};
   if (!image_prompt.empty()) j["image_prompt"] = image_prompt;
+  // Jobs of the reference's spacing keep the ids they had before spacings existed.
+  if (spacing != "uniform") j["spacing"] = spacing;
   if (no_retrieval) {
     j["no_retrieval"] = true;
     j["style"] = style;
@@ -58,7 +60,7 @@ std::string SweepJob::style_label() const {
 SweepJob SweepJob::from_json(const json& j, const SweepJob& d, const std::string& where) {
   if (!j.is_object()) fail("{}: a job must be a JSON object", where);
   static const std::set<std::string> known = {"prompt", "database", "databases", "seed", "scale", "k",
-                                              "sampler", "steps", "eta", "width", "height", "image_prompt",
+                                              "sampler", "spacing", "steps", "eta", "width", "height", "image_prompt",
                                               "no_retrieval", "style"};
   for (auto& [key, v] : j.items())
     if (!known.count(key)) fail("{}: unknown job key '{}'", where, key);
@@ -79,6 +81,7 @@ SweepJob SweepJob::from_json(const json& j, const SweepJob& d, const std::string
     s.scale = json_number(j, "scale", d.scale, where);
     s.k = json_integer(j, "k", d.k, where);
     s.sampler = j.value("sampler", d.sampler);
+    s.spacing = j.value("spacing", d.spacing);
     const int64_t steps = json_integer(j, "steps", d.steps, where);
     if (steps < 1 || steps > (int64_t(1) << 30)) fail("{}: steps {} must be at least 1", where, steps);
     s.steps = static_cast<int>(steps);
@@ -91,7 +94,7 @@ SweepJob SweepJob::from_json(const json& j, const SweepJob& d, const std::string
   } catch (const json::exception& e) {
     fail("{}: {}", where, e.what());
   }
-  if (s.sampler != "ddim" && s.sampler != "plms") fail("{}: sampler '{}' is not one of ddim, plms", where, s.sampler);
+  check_sampler(s.sampler, s.spacing, where);
   check_scale(s.scale, where);
   check_eta(s.eta, s.sampler, where);
   check_k(s.k, where);
@@ -215,6 +218,7 @@ SampleRequest job_request(const SweepJob& j) {
   r.style = j.style;
   r.k = j.k;
   r.sampler = j.sampler;
+  r.spacing = j.spacing;
   r.steps = j.steps;
   r.eta = j.eta;
   r.scale = j.scale;

@@ -55,7 +55,8 @@ struct SampleRequest {
   bool no_retrieval = false;  // postfix baseline: text only, prompt + " in the style of " + style
   std::string style;          // postfix style ("" -> from the first database's name)
   int64_t k = 19;             // neighbours in total (split across databases by weight)
-  std::string sampler = "ddim";  // ddim | plms
+  std::string sampler = "ddim";     // ddim | plms | dpmpp2m | unipc | euler_a
+  std::string spacing = "uniform";  // timestep spacing: uniform (the reference's) | trailing | karras
   int steps = 50;
   double eta = 0.0;
   double scale = 5.0;

@@ -35,6 +35,8 @@ uint64_t parse_seed(std::string_view text, const std::string& what = "seed");
 // Single-value rules; `what` names the value in the message ("--scale", "jobs.jsonl:3: scale").
 void check_scale(double scale, const std::string& what);
 void check_eta(double eta, const std::string& sampler, const std::string& what);
+// --sampler and --spacing: one of sampler_names() / spacing_names() (rdm/sampler/solvers.hpp).
+void check_sampler(const std::string& sampler, const std::string& spacing, const std::string& what);
 void check_steps(int64_t steps, int64_t max_steps, const std::string& what);
 void check_k(int64_t k, const std::string& what);
 void check_count(int64_t n, const std::string& what);  // -n, --batch-size

@@ -26,6 +26,7 @@ struct SweepJob {
   double scale = 5.0;
   int64_t k = 19;
   std::string sampler = "ddim";
+  std::string spacing = "uniform";  // in to_json() (and so in the id) only when not uniform
   int steps = 50;
   double eta = 0.0;
   int64_t width = 0, height = 0;

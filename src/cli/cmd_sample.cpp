@@ -17,6 +17,7 @@
 #include "rdm/output.hpp"
 #include "rdm/pipeline.hpp"
 #include "rdm/request_checks.hpp"
+#include "rdm/sampler/solvers.hpp"
 #include "rdm/retrieval/manifest.hpp"
 
 namespace rdm::cli {
@@ -30,6 +31,7 @@ struct SampleOpts {
   std::vector<std::string> databases;
   int64_t k = 19;
   std::string sampler = "ddim";
+  std::string spacing = "uniform";
   int steps = 50;
   double eta = 0.0;
   double scale = 5.0;
@@ -128,7 +130,7 @@ void sample_and_write(const SampleOpts& o, const Pipeline& pipeline, const Sampl
 // Options that --from-png cannot honour: the record fixes them. (Those it may take: --model,
 // --config, --clip, --vocab to say where the files are now, --device, --precision, --threads,
 // and the output options.)
-const char* const kFixedByRecord[] = {"prompts", "--prompt-file", "--database", "--knn",    "--sampler",
+const char* const kFixedByRecord[] = {"prompts", "--prompt-file", "--database", "--knn",    "--sampler", "--spacing",
                                       "--steps", "--eta",         "--scale",    "--seed",   "--n-samples",
                                       "--batch-size", "--width",   "--height",   "--image-prompt",
                                       "--no-retrieval", "--style"};
@@ -235,8 +237,10 @@ void run_sample(const SampleOpts& o, const CLI::App& cmd) {
     base.style = o.style;
     base.k = o.k;
     base.sampler = o.sampler;
+    base.spacing = o.spacing;
     base.steps = o.steps;
-    base.eta = o.eta;
+    // Euler ancestral is ancestral at eta 1 (k-diffusion's default); with eta 0 it is DDIM.
+    base.eta = o.sampler == "euler_a" && cmd.count("--eta") == 0 ? 1.0 : o.eta;
     base.scale = o.scale;
     base.seed = o.seed;
     base.n = o.n;
@@ -276,7 +280,12 @@ void add_sample_command(CLI::App& app) {
   cmd->add_option("-k,--knn", o->k, "Neighbours in the context (0 to 1000)")
       ->capture_default_str()
       ->check(CLI::Range(int64_t(0), kMaxNeighbors));
-  cmd->add_option("--sampler", o->sampler, "ddim | plms")->check(CLI::IsMember({"ddim", "plms"}))->capture_default_str();
+  cmd->add_option("--sampler", o->sampler, "Sampler: ddim (the reference's), plms, dpmpp2m (DPM-Solver++(2M)), unipc (UniPC-2, bh2), euler_a (Euler ancestral; eta defaults to 1)")
+      ->check(CLI::IsMember(sampler_names()))
+      ->capture_default_str();
+  cmd->add_option("--spacing", o->spacing, "Timestep spacing: uniform (the reference's), trailing, karras")
+      ->check(CLI::IsMember(spacing_names()))
+      ->capture_default_str();
   cmd->add_option("--steps", o->steps, "Sampling steps (1 to the schedule's timesteps - 1: 999 for the RDM)")
       ->check(CLI::Range(1, 1000000))
       ->capture_default_str();

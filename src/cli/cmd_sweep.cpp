@@ -12,6 +12,7 @@
 #include "cli/model_options.hpp"
 #include "cli/interrupt.hpp"
 #include "cli/progress.hpp"
+#include "rdm/sampler/solvers.hpp"
 #include "rdm/error.hpp"
 #include "rdm/io/text_file.hpp"
 #include "rdm/output.hpp"
@@ -116,7 +117,12 @@ void add_sweep_command(CLI::App& app) {
   cmd->add_option("-k,--knn", o->defaults.k, "Neighbours per image (0 to 1000)")
       ->check(CLI::Range(int64_t(0), kMaxNeighbors))
       ->capture_default_str();
-  cmd->add_option("--sampler", o->defaults.sampler, "ddim | plms")->check(CLI::IsMember({"ddim", "plms"}))->capture_default_str();
+  cmd->add_option("--sampler", o->defaults.sampler, "Sampler: ddim (the reference's), plms, dpmpp2m (DPM-Solver++(2M)), unipc (UniPC-2, bh2), euler_a (Euler ancestral; eta defaults to 1)")
+      ->check(CLI::IsMember(sampler_names()))
+      ->capture_default_str();
+  cmd->add_option("--spacing", o->defaults.spacing, "Timestep spacing: uniform (the reference's), trailing, karras")
+      ->check(CLI::IsMember(spacing_names()))
+      ->capture_default_str();
   cmd->add_option("--steps", o->defaults.steps, "Sampling steps (1 to the schedule's timesteps - 1)")
       ->check(CLI::Range(1, 1000000))
       ->capture_default_str();
@@ -138,7 +144,11 @@ void add_sweep_command(CLI::App& app) {
   cmd->add_flag("--list", o->list, "Print this shard's jobs as JSON lines and exit");
   cmd->add_flag("--json", o->json_out, "Print the sweep report as JSON on stdout");
   o->model.add_to(cmd);
-  cmd->callback([o] { run(*o); });
+  cmd->callback([o, cmd] {
+    // Euler ancestral is ancestral at eta 1 (k-diffusion's default); JSONL jobs give their own eta.
+    if (o->defaults.sampler == "euler_a" && cmd->count("--eta") == 0) o->defaults.eta = 1.0;
+    run(*o);
+  });
 }
 
 }  // namespace rdm::cli

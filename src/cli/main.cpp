@@ -19,6 +19,7 @@
 
 #include "cli/commands.hpp"
 #include "rdm/error.hpp"
+#include "rdm/io/safe_text.hpp"
 #include "rdm/runtime.hpp"
 
 namespace rdm::cli {
@@ -87,7 +88,7 @@ int usage_error(const CLI::App& app, const CLI::ParseError& e) {
   std::string msg = e.what();
   std::replace(msg.begin(), msg.end(), '\n', ' ');
   while (!msg.empty() && msg.back() == ' ') msg.pop_back();
-  spdlog::error("{} (usage: {} --help)", msg, command_path(app));
+  spdlog::error("{} (usage: {} --help)", rdm::io::escape_for_terminal(msg), command_path(app));
   return 2;
 }
 }  // namespace
@@ -133,7 +134,8 @@ int main(int argc, char** argv) {
     std::string msg = e.what();
     // c10::Error carries a multi-line backtrace; keep the first line only.
     if (auto nl = msg.find('\n'); nl != std::string::npos) msg.resize(nl);
-    spdlog::error("{}", msg);
+    // File names and user text inside the message never reach the terminal as control codes.
+    spdlog::error("{}", rdm::io::escape_for_terminal(msg));
     return 1;
   }
   return 0;

@@ -42,13 +42,17 @@ struct ModelOptions {
 };
 
 // CLI11 validators applying the rules of request_checks.hpp to option values (usage errors).
-inline CLI::Validator rule_validator(std::function<void(const std::string&)> rule, const std::string& type) {
+// CLI11 puts the option's name before the message already: a leading "<what>: " is dropped.
+inline CLI::Validator rule_validator(std::function<void(const std::string&)> rule, const std::string& type,
+                                     const std::string& what) {
   return CLI::Validator(
-      [rule](std::string& value) {
+      [rule, what](std::string& value) {
         try {
           rule(value);
         } catch (const Error& e) {
-          return std::string(e.what());
+          std::string msg = e.what();
+          if (msg.rfind(what + ": ", 0) == 0) msg.erase(0, what.size() + 2);
+          return msg;
         }
         return std::string();
       },
@@ -61,13 +65,13 @@ inline double parse_number(const std::string& text, const std::string& what) {
   return v;
 }
 inline CLI::Validator seed_validator(const std::string& what) {
-  return rule_validator([what](const std::string& s) { parse_seed(s, what); }, "UINT64");
+  return rule_validator([what](const std::string& s) { parse_seed(s, what); }, "UINT64", what);
 }
 inline CLI::Validator scale_validator(const std::string& what) {
-  return rule_validator([what](const std::string& s) { check_scale(parse_number(s, what), what); }, "FLOAT");
+  return rule_validator([what](const std::string& s) { check_scale(parse_number(s, what), what); }, "FLOAT", what);
 }
 inline CLI::Validator eta_validator(const std::string& what) {
-  return rule_validator([what](const std::string& s) { check_eta(parse_number(s, what), "ddim", what); }, "FLOAT");
+  return rule_validator([what](const std::string& s) { check_eta(parse_number(s, what), "ddim", what); }, "FLOAT", what);
 }
 
 // "<db>:<weight>" specs -> resolved folders.

@@ -42,7 +42,7 @@ bool has_control_bytes(const std::string& s) {
 fs::path golden(const std::string& rel) { return fs::path(env("RDM_GOLDEN_DIR")) / rel; }
 bool have_clip() { return !env("RDM_GOLDEN_DIR").empty() && fs::exists(golden("clip/models/tiny_clip.safetensors")); }
 std::string clip() { return quote(golden("clip/models/tiny_clip.safetensors").string()); }
-fs::path test_data(const std::string& rel) { return fs::path(env("RDM_TEST_DATA")) / rel; }
+fs::path test_data(const std::string& rel) { return fs::path(env("RDM_SOURCE_DIR")) / "tests/data" / rel; }
 std::string rgb_png(int w, int h, int seed) {
   rdm::io::RgbImage im(h, w);
   for (size_t i = 0; i < im.pixels.size(); ++i) im.pixels[i] = static_cast<uint8_t>((i * 31 + seed * 97) % 251);

@@ -203,6 +203,43 @@ TEST(CliSample, PlmsAndPromptFile) {
   EXPECT_EQ(record_of(files[0])["sampler"], "plms");
 }
 
+TEST(CliSample, FastSolversAndSpacingsAreRecordedAndReproduced) {
+  auto demo = demo_dir();
+  auto out = scratch("solvers");
+  std::vector<std::vector<uint8_t>> seen;
+  for (const std::string spec : {"--sampler dpmpp2m --spacing karras", "--sampler unipc --spacing trailing",
+                                 "--sampler euler_a"}) {
+    const fs::path dir = out / std::to_string(seen.size());
+    auto r = run_rdm("sample 'a red boat' " + spec + " " + model_args(demo) + " --database " + db(demo, "dots") +
+                     " --steps 4 --seed 5 -n 1 --out " + quote(dir.string()));
+    ASSERT_EQ(r.code, 0) << spec << ": " << r.err;
+    auto files = pngs(dir);
+    ASSERT_EQ(files.size(), 1u);
+    auto rec = record_of(files[0]);
+    const std::string sampler = spec.substr(10, spec.find(' ', 10) == std::string::npos ? std::string::npos
+                                                                                         : spec.find(' ', 10) - 10);
+    EXPECT_EQ(rec["sampler"], sampler) << spec;
+    EXPECT_EQ(rec["spacing"], spec.find("karras") != std::string::npos     ? "karras"
+                              : spec.find("trailing") != std::string::npos ? "trailing"
+                                                                           : "uniform");
+    if (sampler == "euler_a") EXPECT_EQ(rec["eta"], 1.0);  // ancestral unless --eta is given
+    // --from-png reproduces the image with the recorded sampler and spacing.
+    r = run_rdm("sample --from-png " + quote(files[0].string()) + " --out " + quote((dir / "again").string()));
+    ASSERT_EQ(r.code, 0) << r.err;
+    const auto pixels = rdm::io::read_png(files[0]).image.pixels;
+    EXPECT_EQ(rdm::io::read_png(pngs(dir / "again")[0]).image.pixels, pixels) << spec;
+    for (const auto& other : seen) EXPECT_NE(other, pixels) << spec;
+    seen.push_back(pixels);
+  }
+  // Deterministic solvers take no eta; unknown names are usage errors.
+  auto r = run_rdm("sample 'a boat' --sampler dpmpp2m --eta 0.5 " + model_args(demo) + " --out " +
+                   quote((out / "bad").string()));
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_NE(r.err.find("eta 0"), std::string::npos) << r.err;
+  r = run_rdm("sample 'a boat' --spacing cosine " + model_args(demo) + " --out " + quote((out / "bad").string()));
+  EXPECT_EQ(r.code, 2) << r.err;
+}
+
 TEST(CliSampleErrors, MissingModelSaysWhatToRun) {
   auto out = scratch("err_model");
   auto r = run_rdm("sample 'x' --model " + quote((out / "nope").string()) + " --out " + quote(out.string()));

@@ -18,8 +18,8 @@ namespace fs = std::filesystem;
 
 namespace {
 fs::path data_dir() {
-  const char* d = std::getenv("RDM_TEST_DATA");
-  return fs::path(d ? d : "tests/data") / "gif_ico";
+  const char* d = std::getenv("RDM_SOURCE_DIR");
+  return fs::path(d ? d : ".") / "tests/data" / "gif_ico";
 }
 std::string error_of(const std::function<void()>& f) {
   try {

@@ -44,8 +44,8 @@ std::string error_of(const std::function<void()>& f) {
   return "<no error>";
 }
 fs::path data(const std::string& rel) {
-  const char* d = std::getenv("RDM_TEST_DATA");
-  return fs::path(d ? d : "tests/data") / rel;
+  const char* d = std::getenv("RDM_SOURCE_DIR");
+  return fs::path(d ? d : ".") / "tests/data" / rel;
 }
 torch::Tensor clustered(int64_t n, int64_t d, uint64_t seed) {
   auto gen = at::detail::createCPUGenerator(seed);
