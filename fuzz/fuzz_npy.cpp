@@ -1,16 +1,7 @@
-// libFuzzer target: .npy parsing from memory and .npz archives from a file.
-#include "fuzz_input.hpp"
-#include "rdm/error.hpp"
-#include "rdm/io/npy.hpp"
+// libFuzzer target: see rdm_fuzz::npy in fuzz_entries_io.hpp (shared with the corpus replay test).
+#include "fuzz_entries_io.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  try {
-    (void)rdm::io::parse_npy(std::string_view(reinterpret_cast<const char*>(data), size), "fuzz.npy").sum();
-  } catch (const rdm::Error&) {
-  }
-  try {
-    for (const auto& [k, t] : rdm::io::read_npz(rdm_fuzz::input_file(data, size))) (void)t.sum();
-  } catch (const rdm::Error&) {
-  }
+  rdm_fuzz::npy(std::string_view(reinterpret_cast<const char*>(data), size));
   return 0;
 }

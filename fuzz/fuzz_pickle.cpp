@@ -1,26 +1,7 @@
-// libFuzzer target: the restricted unpickler alone, from memory. Persistent ids resolve to a
-// small float storage so that the tensor rebuilders (bounds checks) are exercised too.
-#include <torch/types.h>
-
-#include "rdm/error.hpp"
-#include "rdm/io/pickle.hpp"
-
-using namespace rdm::io::pickle;
+// libFuzzer target: see rdm_fuzz::pickle in fuzz_entries_io.hpp (shared with the corpus replay test).
+#include "fuzz_entries_io.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  auto pl = [](const Value&, Document& doc) {
-    Value* s = doc.make(Kind::Storage);
-    s->tensor = torch::arange(16, torch::kFloat32);
-    s->storage_key = "0";
-    return s;
-  };
-  Limits lim;
-  lim.max_values = 1 << 20;
-  try {
-    auto doc = unpickle(std::string_view(reinterpret_cast<const char*>(data), size), "fuzz.pkl", pl, lim);
-    (void)doc->root->repr();
-    if (const Value* v = doc->root->get("state_dict")) (void)v->repr();
-  } catch (const rdm::Error&) {
-  }
+  rdm_fuzz::pickle(std::string_view(reinterpret_cast<const char*>(data), size));
   return 0;
 }

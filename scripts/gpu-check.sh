@@ -103,7 +103,8 @@ step ctest-gpu 300 ctest --test-dir "$BUILD" -L gpu --output-on-failure --timeou
 step ctest-image-io 120 ctest --test-dir "$BUILD" -R 'ImageIo' --output-on-failure --timeout 60
 RDM=$BUILD/rdm
 SELFTEST_DEV=()
-if "$RDM" selftest --help 2>/dev/null | grep -q -- '--device'; then SELFTEST_DEV=(--device "$DEVICE"); fi
+selftest_help=$("$RDM" selftest --help 2>/dev/null || true)
+if grep -q -- '--device' <<<"$selftest_help"; then SELFTEST_DEV=(--device "$DEVICE"); fi
 for set in ldm clip; do
   step "selftest-$set" 300 "$RDM" selftest --golden "$GOLDEN/$set" "${SELFTEST_DEV[@]}"
 done

@@ -1,4 +1,4 @@
-// Replays every file of the committed fuzz corpora (fuzz/corpus/<target>/, grown by
+// Replays every file of the committed fuzz corpora (all seven targets) (fuzz/corpus/<target>/, grown by
 // scripts/fuzz.sh with libFuzzer) through the same entry points the fuzz targets call
 // (fuzz/fuzz_entries.hpp): regular builds, no clang needed. Only rdm::Error may escape the
 // parsers; a crash or another exception fails the test.
@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "../../fuzz/fuzz_entries.hpp"
+#include "../../fuzz/fuzz_entries_io.hpp"
 #include "rdm/io/atomic_file.hpp"
 
 namespace fs = std::filesystem;
@@ -33,3 +34,7 @@ size_t replay(const std::string& target, void (*entry)(std::string_view)) {
 TEST(FuzzCorpus, PngRecord) { EXPECT_GT(replay("png_record", rdm_fuzz::png_record), 3u); }
 TEST(FuzzCorpus, Gif) { EXPECT_GT(replay("gif", rdm_fuzz::gif), 3u); }
 TEST(FuzzCorpus, Ico) { EXPECT_GT(replay("ico", rdm_fuzz::ico), 3u); }
+TEST(FuzzCorpus, Npy) { EXPECT_GT(replay("npy", rdm_fuzz::npy), 3u); }
+TEST(FuzzCorpus, Safetensors) { EXPECT_GT(replay("safetensors", rdm_fuzz::safetensors), 3u); }
+TEST(FuzzCorpus, TorchZip) { EXPECT_GT(replay("torch_zip", rdm_fuzz::torch_zip), 3u); }
+TEST(FuzzCorpus, Pickle) { EXPECT_GT(replay("pickle", rdm_fuzz::pickle), 3u); }
