@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <random>
 
+#include "unit/error_of.hpp"
 #include "rdm/error.hpp"
 #include "rdm/io/atomic_file.hpp"
 #include "rdm/io/image_formats.hpp"
@@ -21,14 +22,7 @@ fs::path data_dir() {
   const char* d = std::getenv("RDM_SOURCE_DIR");
   return fs::path(d ? d : ".") / "tests/data" / "gif_ico";
 }
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const rdm::Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using rdm_test::error_of;
 }  // namespace
 
 class GifIcoFixture : public ::testing::TestWithParam<const char*> {};

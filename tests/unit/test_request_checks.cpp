@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include "unit/error_of.hpp"
 #include "io_test_util.hpp"
 #include "rdm/error.hpp"
 #include "rdm/request_checks.hpp"
@@ -18,14 +19,7 @@ namespace {
 using nlohmann::json;
 namespace fs = std::filesystem;
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const rdm::Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using rdm_test::error_of;
 
 rdm::ModelFacts rdm768() {
   const char* src = std::getenv("RDM_SOURCE_DIR");

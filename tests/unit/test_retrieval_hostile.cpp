@@ -12,6 +12,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
+#include "unit/error_of.hpp"
 #include "rdm/error.hpp"
 #include "rdm/io/npy.hpp"
 #include "rdm/retrieval/build.hpp"
@@ -35,14 +36,7 @@ void spit(const fs::path& p, const std::string& s) {
   fs::create_directories(p.parent_path());
   std::ofstream(p, std::ios::binary) << s;
 }
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const rdm::Error& e) {
-    return e.what();
-  }
-  return "<no error>";
-}
+using rdm_test::error_of;
 fs::path data(const std::string& rel) {
   const char* d = std::getenv("RDM_SOURCE_DIR");
   return fs::path(d ? d : ".") / "tests/data" / rel;

@@ -12,6 +12,7 @@
 #include <functional>
 #include <iterator>
 
+#include "unit/error_of.hpp"
 #include "rdm/error.hpp"
 #include "rdm/io/atomic_file.hpp"
 #include "rdm/io/png.hpp"
@@ -24,14 +25,7 @@ using namespace rdm::io;
 namespace fs = std::filesystem;
 
 namespace {
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const rdm::Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using rdm_test::error_of;
 
 void be32(std::string& s, uint32_t v) {
   for (int i = 3; i >= 0; --i) s += static_cast<char>((v >> (8 * i)) & 0xff);

@@ -10,6 +10,7 @@
 
 #include <gtest/gtest.h>
 
+#include "unit/error_of.hpp"
 #include "io_test_util.hpp"
 #include "rdm/error.hpp"
 #include "rdm/io/text_file.hpp"
@@ -19,14 +20,7 @@ using rdm::io::find_invalid_utf8;
 using rdm::io::read_prompt_lines;
 using rdm::io::read_text_lines;
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const rdm::Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using rdm_test::error_of;
 
 TEST(TextFile, StripsBomAndCrLf) {
   auto p = iotest::write("bom.txt", "\xEF\xBB\xBF" "a fox\r\n\r\n  \nsecond line\n");
