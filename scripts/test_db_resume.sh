@@ -8,7 +8,9 @@
 set -euo pipefail
 RDM=${RDM_BIN:?set RDM_BIN to the rdm binary}
 MODEL=${RDM_GOLDEN_DIR:-}/clip/models/tiny_clip.safetensors
-TRIALS=${TRIALS:-10}
+TRIALS=${TRIALS:-10}        # at least this many trials ...
+MIN_KILLS=${MIN_KILLS:-10}  # ... and more (up to MAX_TRIALS) until this many kills hit a running build
+MAX_TRIALS=${MAX_TRIALS:-60}
 N_IMAGES=${N_IMAGES:-40}
 [ -f "$MODEL" ] || { echo "SKIP: $MODEL not found"; exit 77; }
 
@@ -51,7 +53,9 @@ echo "uninterrupted build: ${ms} ms, $(grep -m1 '"count"' "$work/ref/manifest.js
 [ "$ms" -gt 0 ] || ms=1
 
 kills=0
-for ((t = 1; t <= TRIALS; t++)); do
+# A kill only counts when it hits a build still running: on a loaded machine build times vary
+# and a resumed build has less left to do, so trials go on until MIN_KILLS kills landed.
+for ((t = 1; t <= MAX_TRIALS && (t <= TRIALS || kills < MIN_KILLS); t++)); do
   out="$work/trial_$t"
   nk=$((1 + RANDOM % 2))
   for ((k = 0; k < nk; k++)); do
@@ -68,5 +72,5 @@ for ((t = 1; t <= TRIALS; t++)); do
   same_db "$work/ref" "$out" || { echo "FAIL: trial $t (kills at random points) differs"; exit 1; }
   echo "trial $t: $nk kill(s), resumed database identical"
 done
-echo "OK: $TRIALS trials, $kills processes killed, every resumed build equals the uninterrupted one"
-[ "$kills" -ge 10 ] || { echo "FAIL: only $kills kills landed (want >= 10)"; exit 1; }
+echo "OK: $((t - 1)) trials, $kills processes killed, every resumed build equals the uninterrupted one"
+[ "$kills" -ge "$MIN_KILLS" ] || { echo "FAIL: only $kills kills landed in $((t - 1)) trials (want >= $MIN_KILLS)"; exit 1; }
