@@ -96,11 +96,6 @@ std::pair<int64_t, int64_t> probe_bytes(const std::string& d) {
   return {-1, -1};
 }
 
-void check_size(const fs::path& p, int64_t w, int64_t h, int64_t max_pixels) {
-  if (w <= 0 || h <= 0) fail("image '{}': invalid size {}x{}", p.string(), w, h);
-  if (w * h > max_pixels)
-    fail("image '{}': {}x{} = {} pixels exceeds the limit of {} (decompression bomb?)", p.string(), w, h, w * h, max_pixels);
-}
 
 // libpng reading from memory, errors turned into rdm::Error.
 struct PngReader {
@@ -150,7 +145,7 @@ Image decode_png(const fs::path& p, const std::string& data, int64_t max_pixels)
   png_get_IHDR(png, info, &w, &h, &depth, &color, &interlace, nullptr, nullptr);
   if (int64_t(w) * int64_t(h) > max_pixels || w == 0 || h == 0) {
     png_destroy_read_struct(&png, &info, nullptr);
-    check_size(p, w, h, max_pixels);
+    detail::check_image_size(p, w, h, max_pixels);
   }
   if (depth < 8) png_set_packing(png);  // one byte per sample, values not rescaled
   png_set_interlace_handling(png);
@@ -293,7 +288,7 @@ Image read_image(const fs::path& path, int64_t max_pixels) {
   std::string data = read_regular_file(path, kMaxImageFileBytes);
   if (data.empty()) fail("image '{}' is empty", path.string());
   auto [w, h] = probe_bytes(data);
-  if (w >= 0) check_size(path, w, h, max_pixels);
+  if (w >= 0) detail::check_image_size(path, w, h, max_pixels);
   if (data.size() >= 8 && std::memcmp(data.data(), "\x89PNG\r\n\x1a\n", 8) == 0) return decode_png(path, data, max_pixels);
   if (is_gif(data)) return decode_gif(data, path.string(), max_pixels);
   if (is_ico(data))
@@ -342,5 +337,13 @@ Image to_rgb(const Image& img) {
   }
   return out;
 }
+
+namespace detail {
+void check_image_size(const fs::path& p, int64_t w, int64_t h, int64_t max_pixels) {
+  if (w <= 0 || h <= 0) fail("image '{}': invalid size {}x{}", p.string(), w, h);
+  if (w * h > max_pixels)
+    fail("image '{}': {}x{} = {} pixels exceeds the limit of {} (decompression bomb?)", p.string(), w, h, w * h, max_pixels);
+}
+}  // namespace detail
 
 }  // namespace rdm::io

@@ -12,6 +12,10 @@
 
 namespace rdm::io::detail {
 
+// Width and height positive and their product within max_pixels (Pillow's decompression-bomb
+// rule); rdm::Error naming the file otherwise. Shared by every decoder (image.cpp).
+void check_image_size(const std::filesystem::path& p, int64_t w, int64_t h, int64_t max_pixels);
+
 // Decodes with libjpeg / libwebp / an uncompressed 16/24/32-bit BMP reader, giving the same
 // channels, order (RGB) and pixels as the OpenCV back end. Anything else (TIFF, RLE BMP, ...)
 // is an rdm::Error naming the file and saying that the OpenCV build reads it.

@@ -21,11 +21,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-void check_size(const fs::path& p, int64_t w, int64_t h, int64_t max_pixels) {
-  if (w <= 0 || h <= 0) fail("image '{}': invalid size {}x{}", p.string(), w, h);
-  if (w * h > max_pixels)
-    fail("image '{}': {}x{} = {} pixels exceeds the limit of {} (decompression bomb?)", p.string(), w, h, w * h, max_pixels);
-}
 
 uint32_t le32(const unsigned char* p) { return p[0] | (uint32_t(p[1]) << 8) | (uint32_t(p[2]) << 16) | (uint32_t(p[3]) << 24); }
 uint16_t le16(const unsigned char* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
@@ -66,7 +61,7 @@ Image decode_jpeg(const fs::path& p, const std::string& data, int64_t max_pixels
   if (int64_t(cinfo.image_width) * cinfo.image_height > max_pixels || cinfo.image_width == 0) {
     const int64_t w = cinfo.image_width, h = cinfo.image_height;
     jpeg_destroy_decompress(&cinfo);
-    check_size(p, w, h, max_pixels);
+    check_image_size(p, w, h, max_pixels);
   }
   jpeg_start_decompress(&cinfo);
   Image& img = *out;
@@ -95,7 +90,7 @@ Image decode_webp(const fs::path& p, const std::string& data, int64_t max_pixels
   WebPBitstreamFeatures f;
   const auto* u = reinterpret_cast<const uint8_t*>(data.data());
   if (WebPGetFeatures(u, data.size(), &f) != VP8_STATUS_OK) fail("image '{}': corrupt WEBP header", p.string());
-  check_size(p, f.width, f.height, max_pixels);
+  check_image_size(p, f.width, f.height, max_pixels);
   Image img;
   img.width = f.width;
   img.height = f.height;
@@ -126,7 +121,7 @@ Image decode_bmp(const fs::path& p, const std::string& d, int64_t max_pixels) {
          "(uncompressed 1/4/8/16/24/32-bit only; RDM_IMAGE_IO=opencv reads it)", p.string(), bits, compression);
   const bool top_down = h < 0;
   h = h < 0 ? -h : h;
-  check_size(p, w, h, max_pixels);
+  check_image_size(p, w, h, max_pixels);
   const size_t stride = static_cast<size_t>((w * bits + 31) / 32) * 4;
   if (offset > n || offset + stride * size_t(h) > n) fail("image '{}': truncated BMP", p.string());
   Image img;

@@ -9,14 +9,6 @@
 namespace rdm::io::detail {
 namespace fs = std::filesystem;
 
-namespace {
-void check_size(const fs::path& p, int64_t w, int64_t h, int64_t max_pixels) {
-  if (w <= 0 || h <= 0) fail("image '{}': invalid size {}x{}", p.string(), w, h);
-  if (w * h > max_pixels)
-    fail("image '{}': {}x{} = {} pixels exceeds the limit of {} (decompression bomb?)", p.string(), w, h, w * h, max_pixels);
-}
-}  // namespace
-
 Image decode_opencv(const fs::path& p, const std::string& data, int64_t max_pixels) {
   cv::Mat buf(1, static_cast<int>(data.size()), CV_8U, const_cast<char*>(data.data()));
   cv::Mat m;
@@ -26,7 +18,7 @@ Image decode_opencv(const fs::path& p, const std::string& data, int64_t max_pixe
     fail("image '{}': cannot decode ({})", p.string(), e.what());
   }
   if (m.empty()) fail("image '{}': not an image OpenCV can decode (PNG, JPEG, WEBP, BMP, TIFF, ...)", p.string());
-  check_size(p, m.cols, m.rows, max_pixels);
+  check_image_size(p, m.cols, m.rows, max_pixels);
   if (m.depth() == CV_16U) {  // keep the high byte (x >> 8), like Pillow's ";16B" raw modes
     cv::Mat m8(m.rows, m.cols, CV_MAKETYPE(CV_8U, m.channels()));
     for (int y = 0; y < m.rows; ++y) {

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
+#include <optional>
 
 #include "rdm/error.hpp"
 #include "rdm/io/atomic_file.hpp"
@@ -362,6 +363,17 @@ void write_npy(const fs::path& path, const torch::Tensor& tensor) {
   write_file_atomic(path, bytes);
 }
 
+namespace {
+// The array name of an .npz member ("x.npy" -> "x"); nothing for a folder entry; rdm::Error for
+// any other member (an .npz holds only .npy arrays).
+std::optional<std::string> npz_member_key(const std::string& file, const std::string& name) {
+  if (!name.empty() && name.back() == '/') return std::nullopt;
+  if (name.size() < 4 || name.compare(name.size() - 4, 4, ".npy") != 0)
+    fail("'{}': member '{}' is not a .npy array", file, name);
+  return name.substr(0, name.size() - 4);
+}
+}  // namespace
+
 TensorFile read_npz_file(const fs::path& path) {
   const std::string file = path.string();
   ZipArchive zip = ZipArchive::open(path);
@@ -369,10 +381,9 @@ TensorFile read_npz_file(const fs::path& path) {
   out.path = path;
   out.format = Format::Npz;
   for (const auto& e : zip.entries()) {
-    if (!e.name.empty() && e.name.back() == '/') continue;
-    if (e.name.size() < 4 || e.name.compare(e.name.size() - 4, 4, ".npy") != 0)
-      fail("'{}': member '{}' is not a .npy array", file, e.name);
-    const std::string key = e.name.substr(0, e.name.size() - 4);
+    const auto member = npz_member_key(file, e.name);
+    if (!member) continue;
+    const std::string& key = *member;
     const std::string where = file + ":" + e.name;
     torch::Tensor t;
     if (const std::uint8_t* p = zip.stored_data(e)) {
@@ -394,10 +405,9 @@ NpzArrays read_npz_arrays(const fs::path& path) {
   ZipArchive zip = ZipArchive::open(path);
   NpzArrays out;
   for (const auto& e : zip.entries()) {
-    if (!e.name.empty() && e.name.back() == '/') continue;
-    if (e.name.size() < 4 || e.name.compare(e.name.size() - 4, 4, ".npy") != 0)
-      fail("'{}': member '{}' is not a .npy array", file, e.name);
-    const std::string key = e.name.substr(0, e.name.size() - 4);
+    const auto member = npz_member_key(file, e.name);
+    if (!member) continue;
+    const std::string& key = *member;
     const std::string where = file + ":" + e.name;
     std::string copy;
     const std::uint8_t* p = zip.stored_data(e);
