@@ -73,7 +73,7 @@ const ClipModel& vit_l14() {
   static ClipModel m = [] {
     ClipConfig c;  // defaults are ViT-L/14
     torch::manual_seed(0);
-    rdm::io::StateDict sd;
+    rdm::formats::StateDict sd;
     auto r = [](std::vector<int64_t> s) { return torch::randn(s) * 0.02; };
     auto block = [&](const std::string& p, int64_t w) {
       sd[p + "attn.in_proj_weight"] = r({3 * w, w});

@@ -17,10 +17,10 @@
 #include <filesystem>
 #include <memory>
 
-#include "rdm/autoencoder.hpp"
-#include "rdm/config.hpp"
-#include "rdm/runtime.hpp"
-#include "rdm/unet.hpp"
+#include "rdm/ldm/autoencoder.hpp"
+#include "rdm/ldm/config.hpp"
+#include "rdm/runtime/runtime.hpp"
+#include "rdm/ldm/unet.hpp"
 
 namespace fs = std::filesystem;
 
@@ -42,8 +42,8 @@ double peak_rss_mb() {
   return ru.ru_maxrss / 1024.0;
 }
 
-const rdm::LdmConfig& config() {
-  static const rdm::LdmConfig c = rdm::LdmConfig::from_file(config_path());
+const rdm::ldm::LdmConfig& config() {
+  static const rdm::ldm::LdmConfig c = rdm::ldm::LdmConfig::from_file(config_path());
   return c;
 }
 
@@ -57,7 +57,7 @@ double err_vs_nchw(const torch::Tensor& out, Fn&& fn) {
 }
 
 struct UNetFixture {
-  rdm::UNetModel model{nullptr};
+  rdm::ldm::UNetModel model{nullptr};
   torch::Tensor x, t, ctx, ref_fp32;
   torch::Dtype dtype = torch::kFloat32;
 };
@@ -68,7 +68,7 @@ UNetFixture& unet_fixture() {
     UNetFixture u;
     {
       torch::NoGradGuard ng;
-      u.model = rdm::UNetModel(config().unet);
+      u.model = rdm::ldm::UNetModel(config().unet);
     }
     u.model->eval();
     const int64_t side = 768 / config().downsample_factor();
@@ -112,7 +112,7 @@ void BM_UNetStep(benchmark::State& state) {
 }
 
 struct DecodeFixture {
-  rdm::AutoencoderKL ae{nullptr};
+  rdm::ldm::AutoencoderKL ae{nullptr};
   torch::Tensor z, ref_fp32;
   torch::Dtype dtype = torch::kFloat32;
 };
@@ -123,7 +123,7 @@ DecodeFixture& decode_fixture() {
     DecodeFixture d;
     {
       torch::NoGradGuard ng;
-      d.ae = rdm::AutoencoderKL(config().first_stage, /*with_encoder=*/false);
+      d.ae = rdm::ldm::AutoencoderKL(config().first_stage, /*with_encoder=*/false);
     }
     d.ae->eval();
     const int64_t side = 768 / config().downsample_factor();

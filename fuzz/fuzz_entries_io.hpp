@@ -8,11 +8,11 @@
 #include <torch/types.h>
 
 #include "fuzz_input.hpp"
-#include "rdm/error.hpp"
-#include "rdm/io/npy.hpp"
-#include "rdm/io/pickle.hpp"
-#include "rdm/io/safetensors.hpp"
-#include "rdm/io/torch_zip.hpp"
+#include "rdm/runtime/error.hpp"
+#include "rdm/formats/npy.hpp"
+#include "rdm/formats/pickle.hpp"
+#include "rdm/formats/safetensors.hpp"
+#include "rdm/formats/torch_zip.hpp"
 
 namespace rdm_fuzz {
 
@@ -21,18 +21,18 @@ inline const std::uint8_t* bytes_of(std::string_view d) { return reinterpret_cas
 // .npy from memory and .npz (a zip) from a file.
 inline void npy(std::string_view data) {
   try {
-    (void)rdm::io::parse_npy(data, "fuzz.npy").sum();
+    (void)rdm::formats::parse_npy(data, "fuzz.npy").sum();
   } catch (const rdm::Error&) {
   }
   try {
-    for (const auto& [k, t] : rdm::io::read_npz(input_file(bytes_of(data), data.size()))) (void)t.sum();
+    for (const auto& [k, t] : rdm::formats::read_npz(input_file(bytes_of(data), data.size()))) (void)t.sum();
   } catch (const rdm::Error&) {
   }
 }
 
 inline void safetensors(std::string_view data) {
   try {
-    auto tf = rdm::io::read_safetensors(input_file(bytes_of(data), data.size()));
+    auto tf = rdm::formats::read_safetensors(input_file(bytes_of(data), data.size()));
     for (const auto& [k, t] : tf.tensors) (void)t.sum();
   } catch (const rdm::Error&) {
   }
@@ -41,7 +41,7 @@ inline void safetensors(std::string_view data) {
 // Zip reader + torch zip checkpoint / TorchScript reader.
 inline void torch_zip(std::string_view data) {
   try {
-    auto tf = rdm::io::read_torch_zip(input_file(bytes_of(data), data.size()));
+    auto tf = rdm::formats::read_torch_zip(input_file(bytes_of(data), data.size()));
     for (const auto& [k, t] : tf.tensors) (void)t.sum();
   } catch (const rdm::Error&) {
   }
@@ -50,7 +50,7 @@ inline void torch_zip(std::string_view data) {
 // The unpickler alone, from memory. Persistent ids resolve to a small float storage so that
 // the tensor rebuilders (bounds checks) are exercised too.
 inline void pickle(std::string_view data) {
-  using namespace rdm::io::pickle;
+  using namespace rdm::formats::pickle;
   auto pl = [](const Value&, Document& doc) {
     Value* s = doc.make(Kind::Storage);
     s->tensor = torch::arange(16, torch::kFloat32);

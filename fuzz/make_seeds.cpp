@@ -6,13 +6,15 @@
 #include <torch/types.h>
 
 #include "rdm/io/atomic_file.hpp"
-#include "rdm/io/npy.hpp"
-#include "rdm/io/safetensors.hpp"
-#include "rdm/io/zip.hpp"
+#include "rdm/formats/npy.hpp"
+#include "rdm/formats/safetensors.hpp"
+#include "rdm/formats/zip.hpp"
 #include "unit/io_test_util.hpp"
 
 namespace fs = std::filesystem;
 using namespace rdm::io;
+using namespace rdm::formats;
+using namespace rdm::image;
 
 static void put(const fs::path& dir, const std::string& name, const std::string& bytes) {
   fs::create_directories(dir);

@@ -1,9 +1,9 @@
-// Generates src/retrieval/hershey_font.inc: OpenCV's FONT_HERSHEY_SIMPLEX glyphs (ASCII 32..126)
+// Generates src/image/hershey_font.inc: OpenCV's FONT_HERSHEY_SIMPLEX glyphs (ASCII 32..126)
 // rasterised with cv::putText (thickness 1, LINE_AA) at the two scales the contact sheet uses,
 // as 8-bit coverage masks, so that the lite image I/O build draws captions without OpenCV.
 // Build and run (needs libopencv-dev):
 //   g++ -O1 -std=c++17 scripts/gen_hershey_font.cpp $(pkg-config --cflags --libs opencv4) -o /tmp/gen_font
-//   /tmp/gen_font > src/retrieval/hershey_font.inc
+//   /tmp/gen_font > src/image/hershey_font.inc
 #include <opencv2/imgproc.hpp>
 
 #include <cstdio>

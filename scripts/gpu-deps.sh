@@ -5,7 +5,7 @@
 #   .gpu-deps/deps.tar.xz    usr/{include,lib/x86_64-linux-gnu,share/cmake}: headers, CMake
 #                            configs and libraries of FAISS (static) + OpenBLAS/LAPACK, spdlog +
 #                            fmt 9, yaml-cpp, SQLite, PCRE2, utf8proc, libpng, zlib, libjpeg-turbo,
-#                            libwebp, giflib, CLI11, nlohmann/json, GoogleTest; the shared
+#                            libwebp, giflib, Nettle, CLI11, nlohmann/json, GoogleTest; the shared
 #                            libraries' runtime closure (ldd), libc/libstdc++/libgcc/libgomp left out
 #   .gpu-deps/golden.tar.xz  the golden sets (../shared/golden: clip/, ldm/)
 #   .gpu-deps/MANIFEST       what is inside, sizes, newest glibc symbol version needed
@@ -24,7 +24,7 @@ LIMIT_MIB=62   # leave room for the tracked files (~1 MiB) under the 64 MiB tran
 
 DEV_PACKAGES=(libfaiss-dev libspdlog-dev libfmt-dev libyaml-cpp-dev libsqlite3-dev libpcre2-dev
   libutf8proc-dev libpng-dev zlib1g-dev libjpeg62-turbo-dev libwebp-dev libgif-dev libcli11-dev
-  nlohmann-json3-dev libgtest-dev libgmock-dev)
+  nlohmann-json3-dev libgtest-dev libgmock-dev nettle-dev)
 for p in "${DEV_PACKAGES[@]}" libopenblas0-pthread; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
     { echo "gpu-deps: package $p is not installed (run scripts/setup.sh or apt-get install $p)" >&2; exit 1; }

@@ -9,6 +9,7 @@ PACKAGES=(
   libfaiss-dev libopencv-dev libcli11-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libyaml-cpp-dev libsqlite3-dev libpcre2-dev libutf8proc-dev zlib1g-dev libpng-dev libgif-dev libjpeg-dev libwebp-dev
+  nettle-dev
   clang libclang-rt-dev
   chromium
 )

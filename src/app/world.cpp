@@ -5,7 +5,7 @@
 #include <algorithm>
 
 #include "app/world_internal.hpp"
-#include "rdm/error.hpp"
+#include "rdm/runtime/error.hpp"
 
 namespace rdm::world {
 using namespace detail;

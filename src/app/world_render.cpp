@@ -7,7 +7,7 @@
 
 #include "app/world_internal.hpp"
 #include "rdm/app/world.hpp"
-#include "rdm/error.hpp"
+#include "rdm/runtime/error.hpp"
 
 namespace rdm::world {
 using namespace detail;

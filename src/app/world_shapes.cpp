@@ -5,7 +5,7 @@
 #include <map>
 
 #include "app/world_internal.hpp"
-#include "rdm/error.hpp"
+#include "rdm/runtime/error.hpp"
 
 namespace rdm::world::detail {
 namespace {

@@ -11,9 +11,10 @@
 #include <nlohmann/json.hpp>
 
 #include "rdm/app/world.hpp"
-#include "rdm/error.hpp"
+#include "rdm/image/contact_sheet.hpp"
+#include "rdm/runtime/error.hpp"
 #include "rdm/io/atomic_file.hpp"
-#include "rdm/io/png.hpp"
+#include "rdm/image/png.hpp"
 #include "rdm/retrieval/build.hpp"
 
 namespace rdm::world {
@@ -74,9 +75,9 @@ void render_all(const WriteOptions& o, const std::vector<std::string>& styles,
       try {
         const Item it = item_at(o, styles, k);
         const Picture p = render(it.scene, o.spec.size);
-        io::RgbImage img(p.height, p.width);
+        image::RgbImage img(p.height, p.width);
         img.pixels = p.rgb;
-        io::write_png(o.out / it.file, img, {{"parameters", it.caption}, {"rdm", record(it).dump()}});
+        image::write_png(o.out / it.file, img, {{"parameters", it.caption}, {"rdm", record(it).dump()}});
         const int64_t d = ++done;
         std::lock_guard<std::mutex> lock(mu);
         if (progress) progress(d, total);
@@ -122,7 +123,7 @@ WriteReport write_world(const WriteOptions& o, const WriteProgressFn& progress) 
       captions.push_back(it.scene.style + "\n" + it.scene.colour + " " + it.scene.object);
     }
   r.contact_sheet = o.out / "contact_sheet.png";
-  retrieval::write_contact_sheet(r.contact_sheet, files, captions,
+  image::write_contact_sheet(r.contact_sheet, files, captions,
                                  std::clamp(o.spec.size * 3 / 2, 96, 192), cols);
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return r;

@@ -9,7 +9,7 @@
 
 #include "cli/cmd_db.hpp"
 #include "cli/commands.hpp"
-#include "rdm/error.hpp"
+#include "rdm/runtime/error.hpp"
 #include "rdm/retrieval/build.hpp"
 
 namespace rdm::cli {

@@ -10,10 +10,11 @@
 
 #include "cli/cmd_db.hpp"
 #include "rdm/clip/clip_model.hpp"
+#include "rdm/image/contact_sheet.hpp"
 #include "rdm/clip/preprocess.hpp"
 #include "rdm/clip/tokenizer.hpp"
-#include "rdm/error.hpp"
-#include "rdm/io/image.hpp"
+#include "rdm/runtime/error.hpp"
+#include "rdm/image/image.hpp"
 #include "rdm/io/safe_text.hpp"
 #include "rdm/retrieval/build.hpp"
 #include "rdm/retrieval/database.hpp"
@@ -66,7 +67,7 @@ void add_db_search_command(CLI::App& db) {
       q = model.encode_text(tok.tokenize({a->text}, model.config().context_length, true).to(model.device()));
     } else {
       auto variant = m.preprocess == "rdm" ? clip::Preprocess::Rdm : clip::Preprocess::Clip;
-      auto px = clip::preprocess_image(io::read_image(a->image), model.config().image_resolution, variant);
+      auto px = clip::preprocess_image(image::read_image(a->image), model.config().image_resolution, variant);
       q = model.encode_image(px.unsqueeze(0).to(model.device()));
     }
     q = q.to(torch::kCPU, torch::kFloat32);
@@ -104,7 +105,7 @@ void add_db_search_command(CLI::App& db) {
                                                 : fs::path(res[r].path).filename().string();
         captions.push_back(fmt::format("#{} {:.4f}\n{}", r + 1, res[r].score, label));
       }
-      retrieval::write_contact_sheet(a->sheet, images, captions);
+      image::write_contact_sheet(a->sheet, images, captions);
       spdlog::info("contact sheet written to {}", a->sheet);
     }
   });

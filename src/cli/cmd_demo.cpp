@@ -8,7 +8,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/progress.hpp"
-#include "rdm/demo.hpp"
+#include "rdm/app/demo.hpp"
 
 namespace rdm::cli {
 

@@ -12,8 +12,8 @@
 #include "rdm/clip/clip_model.hpp"
 #include "rdm/clip/preprocess.hpp"
 #include "rdm/clip/tokenizer.hpp"
-#include "rdm/error.hpp"
-#include "rdm/io/npy.hpp"
+#include "rdm/runtime/error.hpp"
+#include "rdm/formats/npy.hpp"
 #include "rdm/io/text_file.hpp"
 
 namespace rdm::cli {
@@ -138,7 +138,7 @@ void run_embed(const EmbedOpts& o) {
     std::vector<torch::Tensor> all;
     if (text_emb.defined()) all.push_back(text_emb);
     if (image_emb.defined()) all.push_back(image_emb);
-    io::write_npy(o.out, torch::cat(all).contiguous());
+    formats::write_npy(o.out, torch::cat(all).contiguous());
     spdlog::info("wrote {} embeddings of dimension {} to '{}' (prompts first, then images)",
                  torch::cat(all).size(0), model.config().embed_dim, o.out);
     return;

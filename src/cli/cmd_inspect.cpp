@@ -2,7 +2,7 @@
 #include <iostream>
 
 #include "cli/commands.hpp"
-#include "rdm/io/inspect.hpp"
+#include "rdm/formats/inspect.hpp"
 
 namespace rdm::cli {
 
@@ -23,10 +23,10 @@ void add_inspect_command(CLI::App& app) {
   cmd->add_option("--filter", args->filter, "Only tensors whose name starts with this prefix");
   cmd->add_flag("--json", args->json, "Print JSON on stdout");
   cmd->callback([args] {
-    io::InspectOptions o;
+    formats::InspectOptions o;
     o.filter = args->filter;
-    const io::Inspection in = io::inspect_file(args->file, o);
-    std::cout << (args->json ? io::inspection_json(in) : io::inspection_text(in));
+    const formats::Inspection in = formats::inspect_file(args->file, o);
+    std::cout << (args->json ? formats::inspection_json(in) : formats::inspection_text(in));
     std::cout.flush();
   });
 }

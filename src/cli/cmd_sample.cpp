@@ -10,13 +10,13 @@
 #include "cli/model_options.hpp"
 #include "cli/interrupt.hpp"
 #include "cli/progress.hpp"
-#include "rdm/error.hpp"
-#include "rdm/io/png.hpp"
+#include "rdm/runtime/error.hpp"
+#include "rdm/image/png.hpp"
 #include "rdm/io/safe_text.hpp"
 #include "rdm/io/text_file.hpp"
-#include "rdm/output.hpp"
-#include "rdm/pipeline.hpp"
-#include "rdm/request_checks.hpp"
+#include "rdm/app/output.hpp"
+#include "rdm/app/pipeline.hpp"
+#include "rdm/app/request_checks.hpp"
 #include "rdm/sampler/solvers.hpp"
 #include "rdm/retrieval/manifest.hpp"
 
@@ -62,7 +62,7 @@ void sample_and_write(const SampleOpts& o, const Pipeline& pipeline, const Sampl
   const fs::path out(o.out);
   ProgressBar bar;
   json report = {{"images", json::array()}, {"grids", json::array()}};
-  std::vector<io::RgbImage> grid_images;
+  std::vector<image::RgbImage> grid_images;
   double total_s = 0;
   int64_t total_images = 0;
   bool interrupted = false;
@@ -118,7 +118,7 @@ void sample_and_write(const SampleOpts& o, const Pipeline& pipeline, const Sampl
     int64_t count = 0;
     while (fs::exists(out / fmt::format("grid-{:04d}.png", count)) && !o.overwrite) ++count;
     fs::path g = out / fmt::format("grid-{:04d}.png", count);
-    io::write_png(g, make_grid(grid_images, o.n_rows > 0 ? o.n_rows : base.n));
+    image::write_png(g, make_grid(grid_images, o.n_rows > 0 ? o.n_rows : base.n));
     report["grids"].push_back(g.string());
     spdlog::info("wrote {}", g.string());
   }
@@ -203,7 +203,7 @@ void run_sample(const SampleOpts& o, const CLI::App& cmd) {
   const std::string where = o.from_png.empty() ? "rdm sample" : "--from-png '" + o.from_png + "'";
   if (!o.from_png.empty()) {
     check_from_png_conflicts(cmd);
-    auto png = io::read_png(o.from_png);
+    auto png = image::read_png(o.from_png);
     auto rec_text = png.find("rdm");
     if (!rec_text) fail("'{}' has no rdm metadata chunk: it was not made by rdm sample", o.from_png);
     rec = io::parse_json_bounded(*rec_text, fmt::format("'{}': the rdm metadata chunk", o.from_png));
@@ -281,10 +281,10 @@ void add_sample_command(CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::Range(int64_t(0), kMaxNeighbors));
   cmd->add_option("--sampler", o->sampler, "Sampler: ddim (the reference's), plms, dpmpp2m (DPM-Solver++(2M)), unipc (UniPC-2, bh2), euler_a (Euler ancestral; eta defaults to 1)")
-      ->check(CLI::IsMember(sampler_names()))
+      ->check(CLI::IsMember(sampler::sampler_names()))
       ->capture_default_str();
   cmd->add_option("--spacing", o->spacing, "Timestep spacing: uniform (the reference's), trailing, karras")
-      ->check(CLI::IsMember(spacing_names()))
+      ->check(CLI::IsMember(sampler::spacing_names()))
       ->capture_default_str();
   cmd->add_option("--steps", o->steps, "Sampling steps (1 to the schedule's timesteps - 1: 999 for the RDM)")
       ->check(CLI::Range(1, 1000000))

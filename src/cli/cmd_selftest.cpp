@@ -5,8 +5,8 @@
 #include <iostream>
 
 #include "cli/commands.hpp"
-#include "rdm/error.hpp"
-#include "rdm/selftest.hpp"
+#include "rdm/runtime/error.hpp"
+#include "rdm/selftest/selftest.hpp"
 
 namespace rdm::cli {
 

@@ -6,8 +6,8 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
-#include "rdm/error.hpp"
-#include "rdm/io/png.hpp"
+#include "rdm/runtime/error.hpp"
+#include "rdm/image/png.hpp"
 #include "rdm/io/safe_text.hpp"
 
 namespace rdm::cli {
@@ -24,9 +24,9 @@ void add_show_params_command(CLI::App& app) {
   cmd->callback([opts] {
     using io::escape_for_terminal;
     for (const auto& file : opts->files) {
-      auto text = io::read_png_text(file);
-      const io::PngText* params = nullptr;
-      const io::PngText* record = nullptr;
+      auto text = image::read_png_text(file);
+      const image::PngText* params = nullptr;
+      const image::PngText* record = nullptr;
       for (const auto& t : text) {
         if (t.key == "parameters" && !params) params = &t;
         if (t.key == "rdm" && !record) record = &t;

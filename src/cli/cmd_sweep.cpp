@@ -13,11 +13,11 @@
 #include "cli/interrupt.hpp"
 #include "cli/progress.hpp"
 #include "rdm/sampler/solvers.hpp"
-#include "rdm/error.hpp"
+#include "rdm/runtime/error.hpp"
 #include "rdm/io/text_file.hpp"
-#include "rdm/output.hpp"
-#include "rdm/request_checks.hpp"
-#include "rdm/sweep.hpp"
+#include "rdm/app/output.hpp"
+#include "rdm/app/request_checks.hpp"
+#include "rdm/app/sweep.hpp"
 
 namespace rdm::cli {
 namespace fs = std::filesystem;
@@ -118,10 +118,10 @@ void add_sweep_command(CLI::App& app) {
       ->check(CLI::Range(int64_t(0), kMaxNeighbors))
       ->capture_default_str();
   cmd->add_option("--sampler", o->defaults.sampler, "Sampler: ddim (the reference's), plms, dpmpp2m (DPM-Solver++(2M)), unipc (UniPC-2, bh2), euler_a (Euler ancestral; eta defaults to 1)")
-      ->check(CLI::IsMember(sampler_names()))
+      ->check(CLI::IsMember(sampler::sampler_names()))
       ->capture_default_str();
   cmd->add_option("--spacing", o->defaults.spacing, "Timestep spacing: uniform (the reference's), trailing, karras")
-      ->check(CLI::IsMember(spacing_names()))
+      ->check(CLI::IsMember(sampler::spacing_names()))
       ->capture_default_str();
   cmd->add_option("--steps", o->defaults.steps, "Sampling steps (1 to the schedule's timesteps - 1)")
       ->check(CLI::Range(1, 1000000))

@@ -18,9 +18,9 @@
 #include <ATen/Parallel.h>
 
 #include "cli/commands.hpp"
-#include "rdm/error.hpp"
+#include "rdm/runtime/error.hpp"
 #include "rdm/io/safe_text.hpp"
-#include "rdm/runtime.hpp"
+#include "rdm/runtime/runtime.hpp"
 
 namespace rdm::cli {
 Globals& globals() {

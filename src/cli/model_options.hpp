@@ -11,10 +11,11 @@
 #include <CLI/CLI.hpp>
 #include <spdlog/fmt/fmt.h>
 
-#include "rdm/model_paths.hpp"
-#include "rdm/error.hpp"
-#include "rdm/pipeline.hpp"
-#include "rdm/request_checks.hpp"
+#include "rdm/app/model_paths.hpp"
+#include "rdm/image/contact_sheet.hpp"
+#include "rdm/runtime/error.hpp"
+#include "rdm/app/pipeline.hpp"
+#include "rdm/app/request_checks.hpp"
 #include "rdm/retrieval/build.hpp"
 
 namespace rdm::cli {
@@ -92,7 +93,7 @@ inline void write_neighbor_sheet(const std::filesystem::path& out, const std::ve
     images.push_back(nb.path);
     captions.push_back(fmt::format("#{} {:.3f}\n{} {}", rank++, nb.score, nb.database, nb.label));
   }
-  retrieval::write_contact_sheet(out, images, captions, 128, 0);
+  image::write_contact_sheet(out, images, captions, 128, 0);
 }
 
 }  // namespace rdm::cli

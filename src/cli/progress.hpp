@@ -10,7 +10,7 @@
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
 
-#include "rdm/pipeline.hpp"
+#include "rdm/app/pipeline.hpp"
 
 namespace rdm::cli {
 

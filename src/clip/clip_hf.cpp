@@ -6,18 +6,18 @@
 #include <torch/types.h>
 
 #include "rdm/clip/clip_model.hpp"
-#include "rdm/error.hpp"
+#include "rdm/runtime/error.hpp"
 
 namespace rdm::clip {
 
-bool is_hf_layout(const io::StateDict& sd) {
+bool is_hf_layout(const formats::StateDict& sd) {
   for (auto& [k, v] : sd)
     if (k.rfind("text_model.", 0) == 0 || k.rfind("vision_model.", 0) == 0) return true;
   return false;
 }
 
-io::StateDict hf_to_openai(const io::StateDict& hf) {
-  io::StateDict out;
+formats::StateDict hf_to_openai(const formats::StateDict& hf) {
+  formats::StateDict out;
   std::map<std::string, torch::Tensor> pending;  // q/k/v pieces by OpenAI block prefix
   auto take = [&](const std::string& k) -> torch::Tensor {
     auto it = hf.find(k);

@@ -14,8 +14,8 @@
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
-#include "rdm/error.hpp"
-#include "rdm/io/state_dict.hpp"
+#include "rdm/runtime/error.hpp"
+#include "rdm/formats/state_dict.hpp"
 
 namespace rdm::clip {
 namespace fs = std::filesystem;
@@ -251,7 +251,7 @@ ClipConfig ClipConfig::from_hf_json(const json& j) {
   return c;
 }
 
-ClipConfig ClipConfig::infer(const io::StateDict& sd) {
+ClipConfig ClipConfig::infer(const formats::StateDict& sd) {
   auto need = [&](const std::string& k) -> const torch::Tensor& {
     auto it = sd.find(k);
     if (it == sd.end()) fail("CLIP weights: '{}' is missing, cannot infer the configuration", k);
@@ -318,7 +318,7 @@ struct ClipModel::Impl {
 namespace {
 // FNV-1a over float32 values of a few tensors: a cheap fingerprint that is the same for the
 // same weights in any file format or precision they were stored in losslessly.
-std::string fingerprint(const io::StateDict& sd) {
+std::string fingerprint(const formats::StateDict& sd) {
   uint64_t h = 1469598103934665603ULL;
   for (const char* k : {"text_projection", "logit_scale", "visual.proj", "ln_final.weight", "visual.class_embedding"}) {
     auto it = sd.find(k);
@@ -351,12 +351,12 @@ json read_json_file(const fs::path& p) {
 }
 }  // namespace
 
-ClipModel ClipModel::from_state_dict(const io::StateDict& state, const ClipConfig& config, torch::Device device,
+ClipModel ClipModel::from_state_dict(const formats::StateDict& state, const ClipConfig& config, torch::Device device,
                                      torch::Dtype dtype, const std::string& source) {
   config.validate();
   if (device.is_cpu() && dtype == torch::kFloat16)
     fail("CLIP: float16 needs a CUDA device (LibTorch has no CPU half matmul); use bf16 or fp32 on the CPU");
-  io::StateDict sd;
+  formats::StateDict sd;
   for (auto& [k, v] : state)
     if (k != "input_resolution" && k != "context_length" && k != "vocab_size") sd.emplace(k, v);
   auto impl = std::make_shared<Impl>();
@@ -364,12 +364,12 @@ ClipModel ClipModel::from_state_dict(const io::StateDict& state, const ClipConfi
   impl->device = device;
   impl->dtype = dtype;
   impl->net = std::make_shared<ClipModule>(config);
-  io::LoadOptions opts;
+  formats::LoadOptions opts;
   opts.file = source;
   opts.device = device;
   opts.dtype = dtype;
   impl->identity = arch_name(config) + ":" + fingerprint(sd);
-  io::load_into_consuming(*impl->net, sd, "", opts);  // releases each source (and its mapped pages)
+  formats::load_into_consuming(*impl->net, sd, "", opts);  // releases each source (and its mapped pages)
   impl->net->eval();
   impl->mask = impl->net->attn_mask.to(device, dtype);
   ClipModel m;
@@ -388,8 +388,8 @@ ClipModel ClipModel::load(const fs::path& weights0, torch::Device device, torch:
     if (fs::is_directory(weights)) fail("CLIP: no model.safetensors or pytorch_model.bin in '{}'", weights0.string());
   }
   if (!fs::is_regular_file(weights)) fail("CLIP weights '{}' do not exist", weights.string());
-  io::TensorFile tf = io::read_tensor_file(weights);
-  io::StateDict sd = std::move(tf.tensors);
+  formats::TensorFile tf = formats::read_tensor_file(weights);
+  formats::StateDict sd = std::move(tf.tensors);
   const bool hf = is_hf_layout(sd);
   if (hf) sd = hf_to_openai(sd);
 

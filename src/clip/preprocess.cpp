@@ -11,11 +11,11 @@
 
 #include <cmath>
 
-#include "rdm/error.hpp"
+#include "rdm/runtime/error.hpp"
 
 namespace rdm::clip {
-using io::Image;
-using io::ImageMode;
+using image::Image;
+using image::ImageMode;
 
 std::pair<int, int> resize_target(int w, int h, int size) {
   // torchvision _compute_resized_output_size for an int size.
@@ -235,7 +235,7 @@ Image pil_crop(const Image& img, int left, int top, int cw, int chh) {
 }
 
 torch::Tensor to_normalized_tensor(const Image& rgb, const float (&mean)[3], const float (&std)[3]) {
-  if (rgb.mode != ImageMode::RGB) fail("to_normalized_tensor: expected an RGB image, got mode {}", io::image_mode_name(rgb.mode));
+  if (rgb.mode != ImageMode::RGB) fail("to_normalized_tensor: expected an RGB image, got mode {}", image::image_mode_name(rgb.mode));
   const int64_t h = rgb.height, w = rgb.width;
   auto t = torch::empty({3, h, w}, torch::kFloat32);
   float* p = t.data_ptr<float>();
@@ -257,10 +257,10 @@ torch::Tensor preprocess_image(const Image& img, int64_t resolution, Preprocess 
     auto [w, h] = resize_target(img.width, img.height, r);
     Image resized = pil_resize(img, w, h);
     auto [left, top] = center_crop_offsets(w, h, r);
-    return to_normalized_tensor(io::to_rgb(pil_crop(resized, left, top, r, r)));
+    return to_normalized_tensor(image::to_rgb(pil_crop(resized, left, top, r, r)));
   }
   // Rdm: RGB uint8 -> [-1, 1] -> bicubic (a = -0.75, align_corners) to R x R -> [0, 1] -> normalise.
-  Image rgb = io::to_rgb(img);
+  Image rgb = image::to_rgb(img);
   auto u8 = torch::from_blob(rgb.pixels.data(), {1, img.height, img.width, 3}, torch::kUInt8);
   auto x = u8.permute({0, 3, 1, 2}).to(torch::kFloat32) / 127.5 - 1.0;
   x = torch::upsample_bicubic2d(x, {resolution, resolution}, /*align_corners=*/true);
@@ -271,7 +271,7 @@ torch::Tensor preprocess_image(const Image& img, int64_t resolution, Preprocess 
 }
 
 torch::Tensor preprocess_file(const std::filesystem::path& image, int64_t resolution, Preprocess kind) {
-  Image img = io::read_image(image);
+  Image img = image::read_image(image);
   try {
     return preprocess_image(img, resolution, kind);
   } catch (const Error& e) {

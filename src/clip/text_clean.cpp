@@ -19,7 +19,7 @@
 
 #include "clip/text_util.hpp"
 #include "rdm/clip/tokenizer.hpp"
-#include "rdm/error.hpp"
+#include "rdm/runtime/error.hpp"
 
 namespace rdm::clip {
 namespace {

@@ -18,7 +18,7 @@
 #include <spdlog/spdlog.h>
 
 #include "clip/text_util.hpp"
-#include "rdm/error.hpp"
+#include "rdm/runtime/error.hpp"
 
 namespace rdm::clip {
 namespace fs = std::filesystem;

@@ -11,7 +11,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "rdm/error.hpp"
+#include "rdm/runtime/error.hpp"
 #include "rdm/io/safe_file.hpp"
 
 namespace rdm::io {

@@ -11,7 +11,7 @@
 #include <map>
 #include <mutex>
 
-#include "rdm/error.hpp"
+#include "rdm/runtime/error.hpp"
 
 namespace rdm::io {
 

@@ -8,7 +8,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "rdm/error.hpp"
+#include "rdm/runtime/error.hpp"
 
 namespace rdm::io {
 namespace fs = std::filesystem;

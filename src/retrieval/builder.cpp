@@ -17,19 +17,19 @@
 
 #include "rdm/clip/clip_model.hpp"
 #include "rdm/clip/preprocess.hpp"
-#include "rdm/error.hpp"
+#include "rdm/runtime/error.hpp"
 #include "rdm/io/atomic_file.hpp"
-#include "rdm/io/image.hpp"
-#include "rdm/io/npy.hpp"
+#include "rdm/image/image.hpp"
+#include "rdm/formats/npy.hpp"
 #include "rdm/retrieval/build.hpp"
 #include "rdm/retrieval/manifest.hpp"
 #include "retrieval/finalize.hpp"
 #include "retrieval/index.hpp"
 #include "retrieval/scan.hpp"
-#include "retrieval/sha256.hpp"
+#include "rdm/io/sha256.hpp"
 #include "retrieval/store.hpp"
 #include "rdm/io/safe_file.hpp"
-#include "rdm/io/image_formats.hpp"
+#include "rdm/image/image_formats.hpp"
 
 namespace rdm::retrieval {
 namespace fs = std::filesystem;
@@ -77,17 +77,17 @@ Decoded decode_one(const ScannedFile& f, int64_t resolution, clip::Preprocess va
     return d;
   }
   try {
-    std::string bytes = io::read_regular_file(f.abs, io::kMaxImageFileBytes);
+    std::string bytes = io::read_regular_file(f.abs, image::kMaxImageFileBytes);
     if (bytes.empty()) {
       d.error = "empty file";
       return d;
     }
-    d.hash = "sha256:" + sha256_hex(bytes);
+    d.hash = "sha256:" + io::sha256_hex(bytes);
     if (is_truncated_jpeg(bytes)) {
       d.error = "truncated JPEG (no end-of-image marker after the last scan)";
       return d;
     }
-    io::Image img = io::read_image(f.abs, max_pixels);
+    image::Image img = image::read_image(f.abs, max_pixels);
     d.width = img.width;
     d.height = img.height;
     d.pixels = clip::preprocess_image(img, resolution, variant);
@@ -378,7 +378,7 @@ BuildReport build_database(const BuildOptions& opt, const BuildProgressFn& progr
     if (static_cast<int64_t>(it.embedding.size()) == dim) {
       std::memcpy(all[r].data_ptr<float>(), it.embedding.data(), dim * sizeof(float));
     } else {
-      if (!previous) previous = io::read_npy(out / kEmbeddingsFile).to(torch::kFloat32);
+      if (!previous) previous = formats::read_npy(out / kEmbeddingsFile).to(torch::kFloat32);
       if (it.final_id < 0 || it.final_id >= previous->size(0))
         fail("item store '{}' lacks the embedding of '{}'; rebuild the database",
              (out / kStoreFile).string(), it.path);

@@ -9,8 +9,8 @@
 #include <mutex>
 #include <numeric>
 
-#include "rdm/error.hpp"
-#include "rdm/io/npy.hpp"
+#include "rdm/runtime/error.hpp"
+#include "rdm/formats/npy.hpp"
 #include "retrieval/index.hpp"
 #include "retrieval/search.hpp"
 #include "retrieval/store.hpp"
@@ -59,7 +59,7 @@ Database Database::open(const fs::path& dir) {
   fs::path emb = dir / kEmbeddingsFile;
   if (!fs::exists(emb)) fail("database '{}': {} is missing{}", dir.string(), kEmbeddingsFile, repair);
   try {
-    impl->stored = io::read_npy(emb);
+    impl->stored = formats::read_npy(emb);
   } catch (const Error& e) {
     fail("database '{}': {}{}", dir.string(), e.what(), repair);
   }

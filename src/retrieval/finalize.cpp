@@ -12,12 +12,12 @@
 #include <cmath>
 #include <cstring>
 
-#include "rdm/error.hpp"
+#include "rdm/runtime/error.hpp"
 #include "rdm/io/atomic_file.hpp"
-#include "rdm/io/npy.hpp"
+#include "rdm/formats/npy.hpp"
 #include "retrieval/index.hpp"
 #include "retrieval/search.hpp"
-#include "retrieval/sha256.hpp"
+#include "rdm/io/sha256.hpp"
 
 namespace rdm::retrieval {
 namespace fs = std::filesystem;
@@ -99,8 +99,8 @@ double write_database_files(const fs::path& dir, torch::Tensor embeddings, Manif
   }
   fs::create_directories(dir);
   {
-    std::string bytes = io::npy_bytes(stored);
-    m.content_hash = "sha256:" + sha256_hex(bytes);
+    std::string bytes = formats::npy_bytes(stored);
+    m.content_hash = "sha256:" + io::sha256_hex(bytes);
     io::write_file_atomic(dir / kEmbeddingsFile, bytes);
   }
   spdlog::info("wrote {} ({} x {} {})", (dir / kEmbeddingsFile).string(), n, d, opt.dtype);

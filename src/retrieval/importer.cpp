@@ -6,9 +6,9 @@
 #include <algorithm>
 #include <chrono>
 
-#include "rdm/error.hpp"
-#include "rdm/io/npy.hpp"
-#include "rdm/io/npy_strings.hpp"
+#include "rdm/runtime/error.hpp"
+#include "rdm/formats/npy.hpp"
+#include "rdm/formats/npy_strings.hpp"
 #include "rdm/retrieval/build.hpp"
 #include "rdm/retrieval/manifest.hpp"
 #include "retrieval/finalize.hpp"
@@ -93,7 +93,7 @@ BuildReport import_database(const ImportOptions& opt) {
     std::vector<std::string> str_ids;  // img_id as strings (<U.. / |S..)
     bool have_str_ids = false;
     if (lower_ext(f) == ".npz") {
-      io::NpzArrays arrays = io::read_npz_arrays(f);
+      formats::NpzArrays arrays = formats::read_npz_arrays(f);
       auto get = [&](const char* key) -> torch::Tensor {
         auto it = arrays.tensors.find(key);
         if (it == arrays.tensors.end() && arrays.strings.count(key))
@@ -113,7 +113,7 @@ BuildReport import_database(const ImportOptions& opt) {
       patch = get("patch_coords");
       if (!img_id.defined() && !have_str_ids) spdlog::warn("'{}' has no 'img_id' array", f.string());
     } else {
-      emb = io::read_npy(f);
+      emb = formats::read_npy(f);
     }
     if (emb.dim() != 2 || !emb.is_floating_point())
       fail("'{}': embeddings must be a 2-d float array, got shape {} dtype {}", f.string(),

@@ -17,7 +17,7 @@
 #include <unordered_set>
 #include <vector>
 
-#include "rdm/error.hpp"
+#include "rdm/runtime/error.hpp"
 #include "rdm/io/atomic_file.hpp"
 
 namespace rdm::retrieval {

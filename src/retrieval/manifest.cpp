@@ -3,7 +3,7 @@
 
 #include <ctime>
 
-#include "rdm/error.hpp"
+#include "rdm/runtime/error.hpp"
 #include "rdm/io/atomic_file.hpp"
 
 namespace rdm::retrieval {

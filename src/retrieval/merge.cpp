@@ -12,7 +12,7 @@
 #include <map>
 #include <unordered_map>
 
-#include "rdm/error.hpp"
+#include "rdm/runtime/error.hpp"
 #include "rdm/io/atomic_file.hpp"
 #include "rdm/retrieval/build.hpp"
 #include "rdm/retrieval/database.hpp"

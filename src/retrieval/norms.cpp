@@ -5,15 +5,15 @@
 
 #include <torch/torch.h>
 
-#include "rdm/error.hpp"
-#include "rdm/io/npy.hpp"
+#include "rdm/runtime/error.hpp"
+#include "rdm/formats/npy.hpp"
 #include "rdm/retrieval/manifest.hpp"
 
 namespace rdm::retrieval {
 
 NormStats embedding_norms(const std::filesystem::path& db_dir) {
   const auto file = db_dir / kEmbeddingsFile;
-  torch::Tensor stored = io::read_npy(file);
+  torch::Tensor stored = formats::read_npy(file);
   if (stored.dim() != 2 || !stored.is_floating_point())
     fail("'{}' is not a 2-d float matrix (shape {})", file.string(), c10::str(stored.sizes()));
   NormStats st;

@@ -12,7 +12,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "rdm/error.hpp"
+#include "rdm/runtime/error.hpp"
 #include "rdm/retrieval/build.hpp"
 
 namespace rdm::retrieval {

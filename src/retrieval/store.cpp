@@ -7,7 +7,7 @@
 #include <cstring>
 #include <mutex>
 
-#include "rdm/error.hpp"
+#include "rdm/runtime/error.hpp"
 
 namespace rdm::retrieval {
 namespace fs = std::filesystem;

@@ -4,10 +4,10 @@
 
 #include <spdlog/spdlog.h>
 
-#include "rdm/error.hpp"
+#include "rdm/runtime/error.hpp"
 #include "rdm/sampler/solvers.hpp"
 
-namespace rdm {
+namespace rdm::sampler {
 
 std::vector<int64_t> sampler_timesteps(const SamplerOptions& opts, int64_t num_timesteps) {
   if (opts.reference_timesteps) return make_ddim_timesteps_reference(opts.discretize, opts.steps, num_timesteps);
@@ -101,4 +101,4 @@ torch::Tensor ddim_sample(const EpsFn& eps, torch::Tensor x, const Schedule& sch
   return x;
 }
 
-}  // namespace rdm
+}  // namespace rdm::sampler

@@ -2,9 +2,9 @@
 // plms.py): one model call on the doubled batch, unconditional half first.
 #include "rdm/sampler/guidance.hpp"
 
-#include "rdm/error.hpp"
+#include "rdm/runtime/error.hpp"
 
-namespace rdm {
+namespace rdm::sampler {
 
 EpsFn classifier_free_guidance(ModelFn model, torch::Tensor c, torch::Tensor uc, double scale) {
   if (!model) fail("guidance: no model function");
@@ -26,4 +26,4 @@ EpsFn classifier_free_guidance(ModelFn model, torch::Tensor c, torch::Tensor uc,
   };
 }
 
-}  // namespace rdm
+}  // namespace rdm::sampler

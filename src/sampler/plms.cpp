@@ -6,10 +6,10 @@
 
 #include <spdlog/spdlog.h>
 
-#include "rdm/error.hpp"
+#include "rdm/runtime/error.hpp"
 #include "rdm/sampler/solvers.hpp"
 
-namespace rdm {
+namespace rdm::sampler {
 
 torch::Tensor plms_sample(const EpsFn& eps, torch::Tensor x, const Schedule& schedule, const SamplerOptions& opts,
                           const ProgressFn& progress) {
@@ -88,4 +88,4 @@ torch::Tensor plms_sample(const EpsFn& eps, torch::Tensor x, const Schedule& sch
   return x;
 }
 
-}  // namespace rdm
+}  // namespace rdm::sampler

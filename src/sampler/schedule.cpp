@@ -12,9 +12,9 @@
 #include <spdlog/spdlog.h>
 #include <torch/types.h>
 
-#include "rdm/error.hpp"
+#include "rdm/runtime/error.hpp"
 
-namespace rdm {
+namespace rdm::sampler {
 using nlohmann::json;
 
 namespace {
@@ -172,7 +172,7 @@ Schedule Schedule::make(const ScheduleConfig& cfg) {
   return s;
 }
 
-int Schedule::check_against(const io::StateDict& state, const std::string& prefix, const std::string& file,
+int Schedule::check_against(const formats::StateDict& state, const std::string& prefix, const std::string& file,
                             double rtol, double atol) const {
   int n = 0;
   for (const auto& name : persistent_buffer_names()) {
@@ -292,4 +292,4 @@ DdimParams make_ddim_params(const torch::Tensor& alphas_cumprod_f32, const std::
   return p;
 }
 
-}  // namespace rdm
+}  // namespace rdm::sampler

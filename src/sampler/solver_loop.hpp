@@ -7,7 +7,7 @@
 
 #include "rdm/sampler/solvers.hpp"
 
-namespace rdm::solver_detail {
+namespace rdm::sampler::solver_detail {
 
 class LoopState {
  public:
@@ -31,4 +31,4 @@ class LoopState {
   c10::optional<torch::Generator> gen_;
 };
 
-}  // namespace rdm::solver_detail
+}  // namespace rdm::sampler::solver_detail

@@ -7,11 +7,11 @@
 
 #include <spdlog/spdlog.h>
 
-#include "rdm/error.hpp"
+#include "rdm/runtime/error.hpp"
 #include "rdm/sampler/plms.hpp"
 #include "sampler/solver_loop.hpp"
 
-namespace rdm {
+namespace rdm::sampler {
 
 const std::vector<std::string>& sampler_names() {
   static const std::vector<std::string> v{"ddim", "plms", "dpmpp2m", "unipc", "euler_a"};
@@ -199,4 +199,4 @@ torch::Tensor run_sampler(const std::string& name, const EpsFn& eps, torch::Tens
   fail("there is no sampler called '{}' (ddim, plms, dpmpp2m, unipc, euler_a)", name);
 }
 
-}  // namespace rdm
+}  // namespace rdm::sampler

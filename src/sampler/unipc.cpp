@@ -6,11 +6,11 @@
 
 #include <torch/torch.h>
 
-#include "rdm/error.hpp"
+#include "rdm/runtime/error.hpp"
 #include "rdm/sampler/solvers.hpp"
 #include "sampler/solver_loop.hpp"
 
-namespace rdm {
+namespace rdm::sampler {
 
 namespace {
 struct History {
@@ -131,4 +131,4 @@ torch::Tensor unipc_sample(const EpsFn& eps, torch::Tensor x_T, const Schedule& 
   return s.x;
 }
 
-}  // namespace rdm
+}  // namespace rdm::sampler

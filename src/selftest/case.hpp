@@ -9,9 +9,9 @@
 #include <nlohmann/json.hpp>
 #include <torch/types.h>
 
-#include "rdm/error.hpp"
-#include "rdm/io/tensor_file.hpp"
-#include "rdm/io/torch_zip.hpp"
+#include "rdm/runtime/error.hpp"
+#include "rdm/formats/tensor_file.hpp"
+#include "rdm/formats/torch_zip.hpp"
 
 namespace rdm::selftest {
 using nlohmann::json;
@@ -32,11 +32,11 @@ template <typename... Args>
 // Caches tensor files opened during one run (the same io file serves many cases).
 class FileCache {
  public:
-  const io::TensorFile& get(const fs::path& p);
+  const formats::TensorFile& get(const fs::path& p);
   void clear() { files_.clear(); }
 
  private:
-  std::map<std::string, std::shared_ptr<io::TensorFile>> files_;
+  std::map<std::string, std::shared_ptr<formats::TensorFile>> files_;
 };
 
 // One entry of cases.json plus helpers to resolve what it references.
@@ -53,7 +53,7 @@ class Case {
   fs::path path(const std::string& rel) const;
   // Reads the tensor file at `rel`; any failure is a CaseError (golden data, not the code
   // under test).
-  io::TensorFile read(const std::string& rel, const io::TorchZipOptions& opts = {}) const;
+  formats::TensorFile read(const std::string& rel, const formats::TorchZipOptions& opts = {}) const;
   // A tensor reference {tensor, dtype, shape, file?}: loads it from `file` or the case's `io`
   // and checks dtype and shape against the reference.
   torch::Tensor tensor(const json& ref) const;
@@ -63,8 +63,8 @@ class Case {
   json model_config() const;
   // Loads a weights spec {file, format, prefix}: returns the state dict with the prefix
   // stripped from keys that have it (others dropped when a prefix is given).
-  io::StateDict weights(const json& spec) const;
-  io::StateDict model_weights() const { return weights(j_.at("model").at("weights")); }
+  formats::StateDict weights(const json& spec) const;
+  formats::StateDict model_weights() const { return weights(j_.at("model").at("weights")); }
   FileCache& cache() const { return cache_; }
 
  private:

@@ -7,7 +7,7 @@
 #include "rdm/clip/clip_model.hpp"
 #include "rdm/clip/preprocess.hpp"
 #include "rdm/clip/tokenizer.hpp"
-#include "rdm/error.hpp"
+#include "rdm/runtime/error.hpp"
 #include "selftest/kinds.hpp"
 
 namespace rdm::selftest {
@@ -49,7 +49,7 @@ void compare_field(Report& r, const std::string& role, const json& items, const 
 clip::ClipModel load_case_model(const Case& c) {
   const json& m = c.j().at("model");
   auto cfg = clip::ClipConfig::from_json(c.model_config());
-  io::StateDict sd = c.model_weights();
+  formats::StateDict sd = c.model_weights();
   if (clip::is_hf_layout(sd)) sd = clip::hf_to_openai(sd);
   torch::Dtype dtype = torch::kFloat32;
   const std::string cd = m.value("compute_dtype", std::string("float32"));
@@ -183,12 +183,12 @@ void run_clip_preprocess(const Case& c, Report& r) {
   float m[3], s[3];
   for (int i = 0; i < 3; ++i) m[i] = static_cast<float>(mean[i]), s[i] = static_cast<float>(std_[i]);
 
-  io::Image img = io::read_image(c.path(c.j().at("inputs").at("image").at("file").get<std::string>()));
+  image::Image img = image::read_image(c.path(c.j().at("inputs").at("image").at("file").get<std::string>()));
   auto [w, h] = clip::resize_target(img.width, img.height, static_cast<int>(size));
-  io::Image resized = clip::pil_resize(img, w, h);
+  image::Image resized = clip::pil_resize(img, w, h);
   auto [left, top] = clip::center_crop_offsets(w, h, static_cast<int>(crop));
-  io::Image cropped = clip::pil_crop(resized, left, top, static_cast<int>(crop), static_cast<int>(crop));
-  r.check("pixel_values", clip::to_normalized_tensor(io::to_rgb(cropped), m, s));
+  image::Image cropped = clip::pil_crop(resized, left, top, static_cast<int>(crop), static_cast<int>(crop));
+  r.check("pixel_values", clip::to_normalized_tensor(image::to_rgb(cropped), m, s));
 }
 
 }  // namespace rdm::selftest

@@ -5,25 +5,25 @@
 
 #include <torch/types.h>
 
-#include "rdm/error.hpp"
-#include "rdm/io/torch_zip.hpp"
+#include "rdm/runtime/error.hpp"
+#include "rdm/formats/torch_zip.hpp"
 #include "selftest/kinds.hpp"
 
 namespace rdm::selftest {
 
 namespace {
 struct Source {
-  io::TensorFile file;
-  io::StateDict tensors;  // prefix-filtered, prefix removed
+  formats::TensorFile file;
+  formats::StateDict tensors;  // prefix-filtered, prefix removed
   std::string format;     // detected
 };
 
 Source load_source(const Case& c, const json& spec, Report& r, const std::string& role) {
-  io::TorchZipOptions opts;
+  formats::TorchZipOptions opts;
   if (spec.contains("state_dict_path")) opts.state_dict_path = spec.at("state_dict_path").get<std::vector<std::string>>();
   Source s;
-  s.file = io::read_tensor_file(c.path(spec.at("file").get<std::string>()), opts);
-  s.format = io::format_name(s.file.format);
+  s.file = formats::read_tensor_file(c.path(spec.at("file").get<std::string>()), opts);
+  s.format = formats::format_name(s.file.format);
   const std::string want = spec.value("format", std::string());
   if (!want.empty()) {
     if (want != s.format)

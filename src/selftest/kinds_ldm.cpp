@@ -3,11 +3,11 @@
 // parameters) comes from the case; nothing about a golden set is hard-coded.
 #include <torch/torch.h>
 
-#include "rdm/error.hpp"
-#include "rdm/io/state_dict.hpp"
-#include "rdm/autoencoder.hpp"
-#include "rdm/latent_diffusion.hpp"
-#include "rdm/unet.hpp"
+#include "rdm/runtime/error.hpp"
+#include "rdm/formats/state_dict.hpp"
+#include "rdm/ldm/autoencoder.hpp"
+#include "rdm/ldm/latent_diffusion.hpp"
+#include "rdm/ldm/unet.hpp"
 #include "selftest/kinds.hpp"
 
 namespace rdm::selftest {
@@ -30,21 +30,21 @@ std::string weights_file(const Case& c) {
 
 // The model's state dict with its prefix stripped; with use_ema, the UNet entries of a full
 // LatentDiffusion state dict are replaced by their model_ema.* copies first.
-io::StateDict model_state(const Case& c) {
+formats::StateDict model_state(const Case& c) {
   const json& spec = c.j().at("model").at("weights");
   if (!use_ema(c)) return c.model_weights();
-  io::TensorFile tf = c.read(spec.at("file").get<std::string>());
-  if (!io::has_ema(tf.tensors)) case_fail("case '{}': use_ema but '{}' has no model_ema.* entries", c.id(), weights_file(c));
-  io::apply_ema(tf.tensors);
+  formats::TensorFile tf = c.read(spec.at("file").get<std::string>());
+  if (!formats::has_ema(tf.tensors)) case_fail("case '{}': use_ema but '{}' has no model_ema.* entries", c.id(), weights_file(c));
+  formats::apply_ema(tf.tensors);
   const std::string prefix = spec.value("prefix", std::string());
-  io::StateDict out;
+  formats::StateDict out;
   for (auto& [k, v] : tf.tensors)
     if (k.rfind(prefix, 0) == 0) out[k.substr(prefix.size())] = v;
   return out;
 }
 
 // Optional outputs: "timestep_embedding" and "module:<path>" from a capture map.
-void check_captured(const Case& c, Report& rep, const Capture& cap) {
+void check_captured(const Case& c, Report& rep, const ldm::Capture& cap) {
   auto it = c.j().find("optional_outputs");
   if (it == c.j().end()) return;
   for (auto o = it->begin(); o != it->end(); ++o) {
@@ -61,15 +61,15 @@ void check_captured(const Case& c, Report& rep, const Capture& cap) {
 void run_unet(const Case& c, Report& rep) {
   torch::InferenceMode guard;
   const torch::Dtype dt = compute_dtype(c);
-  const UNetConfig cfg = UNetConfig::from_json(c.model_config(), "model.config");
-  UNetModel unet(cfg);
-  io::StateDict state = model_state(c);
-  io::load_into(*unet, state, "", io::LoadOptions{weights_file(c), std::nullopt, dt});
+  const ldm::UNetConfig cfg = ldm::UNetConfig::from_json(c.model_config(), "model.config");
+  ldm::UNetModel unet(cfg);
+  formats::StateDict state = model_state(c);
+  formats::load_into(*unet, state, "", formats::LoadOptions{weights_file(c), std::nullopt, dt});
   unet->eval();
   const torch::Tensor x = c.input("x").to(dt);
   const torch::Tensor t = c.input("timesteps");
   const torch::Tensor ctx = c.j().at("inputs").contains("context") ? c.input("context").to(dt) : torch::Tensor();
-  Capture cap;
+  ldm::Capture cap;
   const bool want_hooks = c.j().contains("optional_outputs");
   torch::Tensor out = unet->forward(x, t, ctx, want_hooks ? &cap : nullptr);
   rep.check("out", out);
@@ -78,20 +78,20 @@ void run_unet(const Case& c, Report& rep) {
 
 namespace {
 // The autoencoder of the case (KL or VQ from model.class), loaded strictly.
-FirstStage load_first_stage(const Case& c, bool with_encoder) {
+ldm::FirstStage load_first_stage(const Case& c, bool with_encoder) {
   const torch::Dtype dt = compute_dtype(c);
   const std::string cls = c.j().at("model").at("class").get<std::string>();
-  const AutoencoderConfig cfg = AutoencoderConfig::from_json(c.model_config(), AutoencoderConfig::kind_from_class(cls));
-  FirstStage fs = FirstStage::create(cfg, with_encoder);
-  io::StateDict state = c.model_weights();
+  const ldm::AutoencoderConfig cfg = ldm::AutoencoderConfig::from_json(c.model_config(), ldm::AutoencoderConfig::kind_from_class(cls));
+  ldm::FirstStage fs = ldm::FirstStage::create(cfg, with_encoder);
+  formats::StateDict state = c.model_weights();
   if (!with_encoder)
-    for (auto it = state.begin(); it != state.end();) it = is_encoder_key(it->first) ? state.erase(it) : std::next(it);
-  io::load_into(fs.module(), state, "", io::LoadOptions{weights_file(c), std::nullopt, dt});
+    for (auto it = state.begin(); it != state.end();) it = ldm::is_encoder_key(it->first) ? state.erase(it) : std::next(it);
+  formats::load_into(fs.module(), state, "", formats::LoadOptions{weights_file(c), std::nullopt, dt});
   fs.module().eval();
   return fs;
 }
 
-AutoencoderConfig vq_settings(const Case& c, AutoencoderConfig cfg) {
+ldm::AutoencoderConfig vq_settings(const Case& c, ldm::AutoencoderConfig cfg) {
   const json& p = c.params();
   if (p.contains("quantizer_beta")) cfg.beta = p.at("quantizer_beta").get<double>();
   if (p.contains("quantizer_legacy")) cfg.legacy = p.at("quantizer_legacy").get<bool>();
@@ -103,7 +103,7 @@ AutoencoderConfig vq_settings(const Case& c, AutoencoderConfig cfg) {
 
 void run_autoencoder_kl_decode(const Case& c, Report& rep) {
   torch::InferenceMode guard;
-  FirstStage fs = load_first_stage(c, /*with_encoder=*/false);
+  ldm::FirstStage fs = load_first_stage(c, /*with_encoder=*/false);
   rep.check("image", fs.decode(c.input("z").to(compute_dtype(c))));
 }
 
@@ -112,9 +112,9 @@ void run_autoencoder_kl_encode(const Case& c, Report& rep) {
   const json& p = c.params();
   if (p.contains("logvar_clamp") && p.at("logvar_clamp").get<std::vector<double>>() != std::vector<double>{-30.0, 20.0})
     throw Unsupported("only the reference's logvar clamp [-30, 20] is implemented");
-  FirstStage fs = load_first_stage(c, /*with_encoder=*/true);
+  ldm::FirstStage fs = load_first_stage(c, /*with_encoder=*/true);
   const torch::Tensor moments = fs.kl->encode(c.input("image").to(compute_dtype(c)));
-  const DiagonalGaussian post(moments);
+  const ldm::DiagonalGaussian post(moments);
   rep.check("moments", moments);
   rep.check("mean", post.mean);
   rep.check("logvar", post.logvar);
@@ -125,15 +125,15 @@ void run_autoencoder_vq_encode(const Case& c, Report& rep) {
   torch::InferenceMode guard;
   const torch::Dtype dt = compute_dtype(c);
   const std::string cls = c.j().at("model").at("class").get<std::string>();
-  AutoencoderConfig cfg = AutoencoderConfig::from_json(c.model_config(), AutoencoderConfig::kind_from_class(cls));
+  ldm::AutoencoderConfig cfg = ldm::AutoencoderConfig::from_json(c.model_config(), ldm::AutoencoderConfig::kind_from_class(cls));
   cfg = vq_settings(c, cfg);
-  VQModelInterface vq(cfg, /*with_encoder=*/true);
-  io::StateDict state = c.model_weights();
-  io::load_into(*vq, state, "", io::LoadOptions{weights_file(c), std::nullopt, dt});
+  ldm::VQModelInterface vq(cfg, /*with_encoder=*/true);
+  formats::StateDict state = c.model_weights();
+  formats::load_into(*vq, state, "", formats::LoadOptions{weights_file(c), std::nullopt, dt});
   vq->eval();
   const torch::Tensor image = c.input("image").to(dt);
   rep.check("prequant", vq->encode(image));
-  const QuantizeResult q = vq->encode_quantized(image);
+  const ldm::QuantizeResult q = vq->encode_quantized(image);
   rep.check("indices", q.indices);
   rep.check("quant", q.quant);
   rep.check("emb_loss", q.emb_loss);
@@ -143,12 +143,12 @@ void run_autoencoder_vq_decode(const Case& c, Report& rep) {
   torch::InferenceMode guard;
   const torch::Dtype dt = compute_dtype(c);
   const std::string cls = c.j().at("model").at("class").get<std::string>();
-  AutoencoderConfig cfg = AutoencoderConfig::from_json(c.model_config(), AutoencoderConfig::kind_from_class(cls));
+  ldm::AutoencoderConfig cfg = ldm::AutoencoderConfig::from_json(c.model_config(), ldm::AutoencoderConfig::kind_from_class(cls));
   cfg = vq_settings(c, cfg);
-  VQModelInterface vq(cfg, /*with_encoder=*/false);
-  io::StateDict state = c.model_weights();
-  for (auto it = state.begin(); it != state.end();) it = is_encoder_key(it->first) ? state.erase(it) : std::next(it);
-  io::load_into(*vq, state, "", io::LoadOptions{weights_file(c), std::nullopt, dt});
+  ldm::VQModelInterface vq(cfg, /*with_encoder=*/false);
+  formats::StateDict state = c.model_weights();
+  for (auto it = state.begin(); it != state.end();) it = ldm::is_encoder_key(it->first) ? state.erase(it) : std::next(it);
+  formats::load_into(*vq, state, "", formats::LoadOptions{weights_file(c), std::nullopt, dt});
   vq->eval();
   const bool quantize = c.params().value("quantize", true);
   rep.check("image", vq->decode(c.input("h").to(dt), /*force_not_quantize=*/!quantize));
@@ -156,18 +156,18 @@ void run_autoencoder_vq_decode(const Case& c, Report& rep) {
 
 void run_ldm_apply_model(const Case& c, Report& rep) {
   torch::InferenceMode guard;
-  const LdmConfig cfg = LdmConfig::from_json(c.model_config(), "model.config");
+  const ldm::LdmConfig cfg = ldm::LdmConfig::from_json(c.model_config(), "model.config");
   const json& spec = c.j().at("model").at("weights");
   const std::string prefix = spec.value("prefix", std::string());
   if (!prefix.empty()) throw Unsupported(fmt::format("ldm_apply_model with weights prefix '{}'", prefix));
-  LoadSpec ls;
+  ldm::LoadSpec ls;
   ls.use_ema = use_ema(c);
   ls.dtype = compute_dtype(c);
   ls.strict_schedule = true;
-  io::TensorFile tf = c.read(weights_file(c));
-  if (ls.use_ema && !io::has_ema(tf.tensors))
+  formats::TensorFile tf = c.read(weights_file(c));
+  if (ls.use_ema && !formats::has_ema(tf.tensors))
     case_fail("case '{}': use_ema but '{}' has no model_ema.* entries", c.id(), weights_file(c));
-  const LatentDiffusion ld = LatentDiffusion::from_state_dict(std::move(tf.tensors), cfg, ls, weights_file(c));
+  const ldm::LatentDiffusion ld = ldm::LatentDiffusion::from_state_dict(std::move(tf.tensors), cfg, ls, weights_file(c));
   rep.check("out", ld.apply_model(c.input("x"), c.input("t"), c.input("c")));
 }
 }  // namespace rdm::selftest

@@ -8,9 +8,9 @@
 
 #include <torch/torch.h>
 
-#include "rdm/error.hpp"
-#include "rdm/io/state_dict.hpp"
-#include "rdm/latent_diffusion.hpp"
+#include "rdm/runtime/error.hpp"
+#include "rdm/formats/state_dict.hpp"
+#include "rdm/ldm/latent_diffusion.hpp"
 #include "rdm/sampler/ddim.hpp"
 #include "rdm/sampler/guidance.hpp"
 #include "rdm/sampler/plms.hpp"
@@ -33,8 +33,8 @@ T param(const Case& c, const char* key) {
 }
 
 // The schedule params of a case (schedule and ddim_schedule kinds).
-ScheduleConfig schedule_config(const Case& c) {
-  ScheduleConfig s;
+sampler::ScheduleConfig schedule_config(const Case& c) {
+  sampler::ScheduleConfig s;
   s.beta_schedule = param<std::string>(c, "beta_schedule");
   s.timesteps = param<int64_t>(c, "num_timesteps");
   s.linear_start = param<double>(c, "linear_start");
@@ -50,7 +50,7 @@ torch::Tensor i64(const std::vector<int64_t>& v) { return torch::tensor(v, torch
 }  // namespace
 
 void run_schedule(const Case& c, Report& r) {
-  const Schedule s = Schedule::make(schedule_config(c));
+  const sampler::Schedule s = sampler::Schedule::make(schedule_config(c));
   for (const auto& [role, spec] : c.j().at("outputs").items()) {
     if (role == "betas_f64") r.check(role, s.betas64);
     else if (role == "alphas_cumprod_f64") r.check(role, s.alphas_cumprod64);
@@ -67,7 +67,7 @@ void run_schedule(const Case& c, Report& r) {
 }
 
 void run_ddim_timesteps(const Case& c, Report& r) {
-  const auto ts = make_ddim_timesteps_reference(param<std::string>(c, "discretize"), param<int64_t>(c, "ddim_steps"),
+  const auto ts = sampler::make_ddim_timesteps_reference(param<std::string>(c, "discretize"), param<int64_t>(c, "ddim_steps"),
                                                 param<int64_t>(c, "num_timesteps"));
   r.check("timesteps", i64(ts));
 }
@@ -75,10 +75,10 @@ void run_ddim_timesteps(const Case& c, Report& r) {
 // DDIMSampler.make_schedule: the reference's timesteps (also where they include T, which the
 // reference rejects with an IndexError: make_ddim_params rejects them too).
 void run_ddim_schedule(const Case& c, Report& r) {
-  const Schedule s = Schedule::make(schedule_config(c));
-  const auto ts = make_ddim_timesteps_reference(param<std::string>(c, "discretize"), param<int64_t>(c, "ddim_steps"),
+  const sampler::Schedule s = sampler::Schedule::make(schedule_config(c));
+  const auto ts = sampler::make_ddim_timesteps_reference(param<std::string>(c, "discretize"), param<int64_t>(c, "ddim_steps"),
                                                 s.num_timesteps);
-  const DdimParams p = make_ddim_params(s.alphas_cumprod, ts, param<double>(c, "eta"));
+  const sampler::DdimParams p = sampler::make_ddim_params(s.alphas_cumprod, ts, param<double>(c, "eta"));
   if (!c.j().contains("outputs")) return;
   for (const auto& [role, spec] : c.j().at("outputs").items()) {
     if (role == "ddim_alphas") r.check(role, p.alphas);
@@ -109,17 +109,17 @@ void run_sampler_case(const Case& c, Report& r, bool plms) {
   if (order != "uncond_first") throw Unsupported("guidance_batch_order '" + order + "'");
 
   // 1. The model: LatentDiffusion from the case's config and weights.
-  const LdmConfig cfg = LdmConfig::from_json(c.model_config(), "model.config");
+  const ldm::LdmConfig cfg = ldm::LdmConfig::from_json(c.model_config(), "model.config");
   const json& wspec = model.at("weights");
   const std::string wfile = wspec.at("file").get<std::string>();
   if (!wspec.value("prefix", std::string()).empty()) throw Unsupported("sampler case with a weights prefix");
-  LoadSpec ls;
+  ldm::LoadSpec ls;
   ls.use_ema = model.value("use_ema", false);
   ls.strict_schedule = true;
-  io::TensorFile tf = c.read(wfile);
-  if (ls.use_ema && !io::has_ema(tf.tensors)) case_fail("case '{}': use_ema but '{}' has no model_ema.* entries", c.id(), wfile);
-  const LatentDiffusion ld = LatentDiffusion::from_state_dict(std::move(tf.tensors), cfg, ls, wfile);
-  const Schedule& schedule = ld.schedule();
+  formats::TensorFile tf = c.read(wfile);
+  if (ls.use_ema && !formats::has_ema(tf.tensors)) case_fail("case '{}': use_ema but '{}' has no model_ema.* entries", c.id(), wfile);
+  const ldm::LatentDiffusion ld = ldm::LatentDiffusion::from_state_dict(std::move(tf.tensors), cfg, ls, wfile);
+  const sampler::Schedule& schedule = ld.schedule();
   if (schedule.num_timesteps != param<int64_t>(c, "num_timesteps"))
     r.mismatch("num_timesteps", fmt::format("model has {} timesteps, case says {}", schedule.num_timesteps,
                                             param<int64_t>(c, "num_timesteps")));
@@ -132,23 +132,23 @@ void run_sampler_case(const Case& c, Report& r, bool plms) {
   const auto cond = c.input("c");
   const auto uc = c.j().at("inputs").contains("uc") ? c.input("uc") : torch::Tensor();
   CallLog log;
-  ModelFn model_fn = [&](const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& ctx) {
+  sampler::ModelFn model_fn = [&](const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& ctx) {
     auto out = ld.apply_model(x, t, ctx);
     log.x_in.push_back(x);
     log.t_in.push_back(t);
     log.model_out.push_back(out);
     return out;
   };
-  const EpsFn guided = classifier_free_guidance(model_fn, cond, uc, param<double>(c, "guidance_scale"));
-  const EpsFn eps = [&](const torch::Tensor& x, const torch::Tensor& t) {
+  const sampler::EpsFn guided = sampler::classifier_free_guidance(model_fn, cond, uc, param<double>(c, "guidance_scale"));
+  const sampler::EpsFn eps = [&](const torch::Tensor& x, const torch::Tensor& t) {
     auto e = guided(x, t);
     log.e_t_guided.push_back(e);
     return e;
   };
 
   // 3. Sampling with the reference's timesteps (the case states how many steps that runs).
-  SamplerTrace trace;
-  SamplerOptions opt;
+  sampler::SamplerTrace trace;
+  sampler::SamplerOptions opt;
   opt.steps = param<int>(c, "ddim_steps");
   opt.eta = param<double>(c, "eta");
   opt.discretize = param<std::string>(c, "discretize");
@@ -158,7 +158,7 @@ void run_sampler_case(const Case& c, Report& r, bool plms) {
   if (opt.eta > 0) opt.noise = [&](int i) { return c.input("step" + std::to_string(i) + "/noise"); };
   auto gen = at::detail::createCPUGenerator(0);  // only moves when no noise is injected (eta = 0)
   opt.generator = gen;
-  const auto samples = plms ? plms_sample(eps, x_T, schedule, opt) : ddim_sample(eps, x_T, schedule, opt);
+  const auto samples = plms ? sampler::plms_sample(eps, x_T, schedule, opt) : sampler::ddim_sample(eps, x_T, schedule, opt);
 
   const int64_t steps = static_cast<int64_t>(trace.x_prev.size());
   if (p.contains("num_steps") && steps != param<int64_t>(c, "num_steps"))

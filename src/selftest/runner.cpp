@@ -7,21 +7,21 @@
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
-#include "rdm/error.hpp"
-#include "rdm/io/safetensors.hpp"
-#include "rdm/io/torch_zip.hpp"
-#include "rdm/selftest.hpp"
+#include "rdm/runtime/error.hpp"
+#include "rdm/formats/safetensors.hpp"
+#include "rdm/formats/torch_zip.hpp"
+#include "rdm/selftest/selftest.hpp"
 #include "selftest/case.hpp"
 
 namespace rdm::selftest {
 
-const io::TensorFile& FileCache::get(const fs::path& p) {
+const formats::TensorFile& FileCache::get(const fs::path& p) {
   const std::string key = fs::weakly_canonical(p).string();
   auto it = files_.find(key);
   if (it != files_.end()) return *it->second;
-  std::shared_ptr<io::TensorFile> f;
+  std::shared_ptr<formats::TensorFile> f;
   try {
-    f = std::make_shared<io::TensorFile>(io::read_tensor_file(p));
+    f = std::make_shared<formats::TensorFile>(formats::read_tensor_file(p));
   } catch (const std::exception& e) {
     case_fail("golden file: {}", e.what());
   }
@@ -46,10 +46,10 @@ fs::path Case::path(const std::string& rel) const {
   return p;
 }
 
-io::TensorFile Case::read(const std::string& rel, const io::TorchZipOptions& opts) const {
+formats::TensorFile Case::read(const std::string& rel, const formats::TorchZipOptions& opts) const {
   const fs::path p = path(rel);
   try {
-    return io::read_tensor_file(p, opts);
+    return formats::read_tensor_file(p, opts);
   } catch (const std::exception& e) {
     case_fail("case '{}': golden file: {}", id(), e.what());
   }
@@ -61,12 +61,12 @@ torch::Tensor Case::tensor(const json& ref) const {
   else if (j_.contains("io")) file = j_.at("io").get<std::string>();
   else case_fail("case '{}': tensor reference without a file and no 'io' in the case", id());
   const std::string name = ref.at("tensor").get<std::string>();
-  const io::TensorFile& tf = cache_.get(path(file));
+  const formats::TensorFile& tf = cache_.get(path(file));
   auto it = tf.tensors.find(name);
   if (it == tf.tensors.end()) case_fail("case '{}': tensor '{}' not found in '{}'", id(), name, file);
   torch::Tensor t = it->second;
   if (ref.contains("dtype")) {
-    const auto want = io::safetensors_dtype(ref.at("dtype").get<std::string>());
+    const auto want = formats::safetensors_dtype(ref.at("dtype").get<std::string>());
     if (t.scalar_type() != want)
       case_fail("case '{}': tensor '{}' in '{}' has dtype {}, cases.json says {}", id(), name, file,
            c10::toString(t.scalar_type()), ref.at("dtype").get<std::string>());
@@ -105,13 +105,13 @@ json Case::model_config() const {
   }
 }
 
-io::StateDict Case::weights(const json& spec) const {
-  io::TorchZipOptions opts;
+formats::StateDict Case::weights(const json& spec) const {
+  formats::TorchZipOptions opts;
   if (spec.contains("state_dict_path")) opts.state_dict_path = spec.at("state_dict_path").get<std::vector<std::string>>();
-  io::TensorFile tf = read(spec.at("file").get<std::string>(), opts);
+  formats::TensorFile tf = read(spec.at("file").get<std::string>(), opts);
   const std::string prefix = spec.value("prefix", std::string());
   if (prefix.empty()) return std::move(tf.tensors);
-  io::StateDict out;
+  formats::StateDict out;
   for (auto& [k, v] : tf.tensors)
     if (k.rfind(prefix, 0) == 0) out[k.substr(prefix.size())] = v;
   return out;

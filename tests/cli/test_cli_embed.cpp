@@ -11,7 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/types.h>
 
-#include "rdm/io/npy.hpp"
+#include "rdm/formats/npy.hpp"
 
 namespace fs = std::filesystem;
 
@@ -66,7 +66,7 @@ TEST(CliEmbed, TokensAndEmbeddings) {
   const fs::path out = fs::temp_directory_path() / ("rdm_cli_embed_" + std::to_string(::getpid()) + ".npy");
   r = run("embed " + model + " " + vocab + " --text 'a cat' --out " + out.string());
   ASSERT_EQ(r.code, 0);
-  auto t = rdm::io::read_npy(out);
+  auto t = rdm::formats::read_npy(out);
   ASSERT_EQ(t.sizes(), (std::vector<int64_t>{1, j["dim"].get<int64_t>()}));
   EXPECT_NEAR(t[0][0].item<float>(), j["texts"][0]["embedding"][0].get<double>(), 1e-6);
   fs::remove(out);

@@ -8,8 +8,8 @@
 #include <torch/torch.h>
 
 #include "cli/cli_demo_fixture.hpp"
-#include "rdm/io/npy.hpp"
-#include "rdm/io/png.hpp"
+#include "rdm/formats/npy.hpp"
+#include "rdm/image/png.hpp"
 
 using namespace rdm_cli_test;
 using nlohmann::json;
@@ -19,8 +19,8 @@ void spit(const fs::path& p, const std::string& bytes) {
   fs::create_directories(p.parent_path());
   std::ofstream(p, std::ios::binary) << bytes;
 }
-fs::path png_with(const fs::path& p, const std::vector<rdm::io::PngText>& text) {
-  rdm::io::write_png(p, rdm::io::RgbImage(4, 5, 80), text);
+fs::path png_with(const fs::path& p, const std::vector<rdm::image::PngText>& text) {
+  rdm::image::write_png(p, rdm::image::RgbImage(4, 5, 80), text);
   return p;
 }
 size_t lines(const std::string& s) { return static_cast<size_t>(std::count(s.begin(), s.end(), '\n')); }
@@ -44,9 +44,9 @@ bool have_clip() { return !env("RDM_GOLDEN_DIR").empty() && fs::exists(golden("c
 std::string clip() { return quote(golden("clip/models/tiny_clip.safetensors").string()); }
 fs::path test_data(const std::string& rel) { return fs::path(env("RDM_SOURCE_DIR")) / "tests/data" / rel; }
 std::string rgb_png(int w, int h, int seed) {
-  rdm::io::RgbImage im(h, w);
+  rdm::image::RgbImage im(h, w);
   for (size_t i = 0; i < im.pixels.size(); ++i) im.pixels[i] = static_cast<uint8_t>((i * 31 + seed * 97) % 251);
-  return rdm::io::encode_png(im);
+  return rdm::image::encode_png(im);
 }
 }  // namespace
 
@@ -171,7 +171,7 @@ TEST(CliHostile, DbImportRefusesVectorsThatCannotBeNormalised) {
   auto dir = scratch("hostile_import");
   torch::Tensor x = torch::randn({5, 8});
   x[3].zero_();
-  rdm::io::write_npy(dir / "zero.npy", x);
+  rdm::formats::write_npy(dir / "zero.npy", x);
   auto r = run_rdm("db import " + quote((dir / "zero.npy").string()) + " --out " + quote((dir / "db").string()));
   EXPECT_EQ(r.code, 1);
   EXPECT_EQ(error_lines(r.err), 1u) << r.err;
@@ -179,13 +179,13 @@ TEST(CliHostile, DbImportRefusesVectorsThatCannotBeNormalised) {
   EXPECT_NE(r.err.find("row 3 (img_id 3 in"), std::string::npos) << r.err;
   EXPECT_FALSE(fs::exists(dir / "db/manifest.json"));
   x[3] = std::numeric_limits<float>::quiet_NaN();
-  rdm::io::write_npy(dir / "nan.npy", x);
+  rdm::formats::write_npy(dir / "nan.npy", x);
   r = run_rdm("db import " + quote((dir / "nan.npy").string()) + " --out " + quote((dir / "db").string()));
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("holds NaN or infinite values"), std::string::npos) << r.err;
   // A good import: db info states the norms it measured.
   x[3] = 1.0;
-  rdm::io::write_npy(dir / "good.npy", x * 3);
+  rdm::formats::write_npy(dir / "good.npy", x * 3);
   ASSERT_EQ(run_rdm("db import " + quote((dir / "good.npy").string()) + " --out " + quote((dir / "db").string())).code, 0);
   r = run_rdm("db info " + quote((dir / "db").string()));
   EXPECT_NE(r.out.find("(L2-normalised: norms "), std::string::npos) << r.out;

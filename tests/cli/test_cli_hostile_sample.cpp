@@ -15,8 +15,8 @@
 #include <thread>
 
 #include "cli/cli_demo_fixture.hpp"
-#include "rdm/io/png.hpp"
-#include "rdm/request_checks.hpp"
+#include "rdm/image/png.hpp"
+#include "rdm/app/request_checks.hpp"
 
 using namespace rdm_cli_test;
 using nlohmann::json;
@@ -192,7 +192,7 @@ TEST(CliHostileSample, BomIsStrippedFromPromptFiles) {
   ASSERT_EQ(r.code, 0) << r.err;
   auto files = pngs(out / "o");
   ASSERT_EQ(files.size(), 1u);
-  auto rec = json::parse(rdm::io::read_png(files[0]).find("rdm").value());
+  auto rec = json::parse(rdm::image::read_png(files[0]).find("rdm").value());
   EXPECT_EQ(rec["prompt"], "a red boat");
 }
 
@@ -229,7 +229,7 @@ TEST(CliHostileSample, FromPngConflictsAndHashes) {
   // Overrides that are allowed: the output folder, the device, threads.
   r = run_rdm("sample --from-png " + png + " --device cpu --out " + quote((out / "c").string()));
   ASSERT_EQ(r.code, 0) << r.err;
-  EXPECT_EQ(rdm::io::read_png(pngs(out / "a")[0]).image.pixels, rdm::io::read_png(pngs(out / "c")[0]).image.pixels);
+  EXPECT_EQ(rdm::image::read_png(pngs(out / "a")[0]).image.pixels, rdm::image::read_png(pngs(out / "c")[0]).image.pixels);
   // The database at the recorded path is now another one: refused unless --ignore-hashes.
   fs::remove_all(mydb);
   fs::copy(demo / "databases/dots", mydb, fs::copy_options::recursive);
@@ -339,7 +339,7 @@ TEST(CliHostileSample, CtrlCKeepsFinishedImagesAndExits130) {
   ASSERT_GE(files.size(), 1u);
   EXPECT_LT(files.size(), 4u);  // interrupted before the end
   for (const auto& f : files) {
-    auto png = rdm::io::read_png(f);  // complete, readable files with their records
+    auto png = rdm::image::read_png(f);  // complete, readable files with their records
     EXPECT_EQ(png.image.width, 128);
     EXPECT_TRUE(png.find("rdm").has_value());
     fs::path side = f;

@@ -10,8 +10,8 @@
 #include <thread>
 
 #include "cli/cli_demo_fixture.hpp"
-#include "rdm/io/png.hpp"
-#include "rdm/io/tensor_file.hpp"
+#include "rdm/image/png.hpp"
+#include "rdm/formats/tensor_file.hpp"
 #include "unit/clip_hf_util.hpp"
 #include "unit/io_test_util.hpp"
 
@@ -55,7 +55,7 @@ TEST(CliPromises, SweepGalleryOnlyRebuildsFromTheImagesWithoutAModel) {
   auto r = run_rdm(args);
   ASSERT_EQ(r.code, 0) << r.err;
   expect_gallery_lists(out);
-  const auto sheet = rdm::io::read_png(out / "contact_sheet.png").image;
+  const auto sheet = rdm::image::read_png(out / "contact_sheet.png").image;
   EXPECT_GT(sheet.width, 2 * 192 - 1);  // 2 styles (columns) of 192-pixel cells
   EXPECT_GT(sheet.height, 2 * 192 - 1);  // 2 prompts (rows)
   EXPECT_EQ(pngs(out).size(), 4u);       // nothing sampled
@@ -157,7 +157,7 @@ TEST(CliPromises, ProgressBarOnATerminal) {
 namespace {
 // Writes `sd` the way torch.save(state_dict) does (zip: archive/data.pkl with an OrderedDict of
 // _rebuild_tensor_v2 calls, archive/data/<n> records, archive/version).
-void write_pytorch_bin(const fs::path& path, const rdm::io::StateDict& sd) {
+void write_pytorch_bin(const fs::path& path, const rdm::formats::StateDict& sd) {
   iotest::Pickle p;
   p.global("collections", "OrderedDict").empty_tuple().reduce().mark();
   std::vector<std::pair<std::string, std::string>> records;
@@ -178,7 +178,7 @@ TEST(CliPromises, EmbedWithHuggingFaceFolderOfPytorchModelBin) {
   const fs::path g = fs::path(env("RDM_GOLDEN_DIR")) / "clip";
   if (!fs::exists(g / "models" / "tiny_clip.safetensors")) GTEST_SKIP() << "no CLIP goldens under RDM_GOLDEN_DIR";
   // The golden tiny CLIP (OpenAI names) rewritten as a transformers CLIPModel folder.
-  const auto openai = rdm::io::read_tensor_file(g / "models" / "tiny_clip.safetensors").tensors;
+  const auto openai = rdm::formats::read_tensor_file(g / "models" / "tiny_clip.safetensors").tensors;
   const auto cfg = rdm::clip::ClipConfig::from_json(json::parse(std::ifstream(g / "models" / "tiny_clip_config.json")));
   const fs::path hf = scratch("hf_clip") / "clip-vit-tiny";
   fs::create_directories(hf);

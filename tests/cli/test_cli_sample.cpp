@@ -3,8 +3,8 @@
 #include <algorithm>
 
 #include "cli/cli_demo_fixture.hpp"
-#include "rdm/demo.hpp"
-#include "rdm/io/png.hpp"
+#include "rdm/app/demo.hpp"
+#include "rdm/image/png.hpp"
 
 using namespace rdm_cli_test;
 using nlohmann::json;
@@ -14,7 +14,7 @@ namespace {
 const std::string kFast = " --steps 4 --seed 7 ";
 
 json record_of(const fs::path& png) {
-  auto f = rdm::io::read_png(png);
+  auto f = rdm::image::read_png(png);
   auto t = f.find("rdm");
   EXPECT_TRUE(t.has_value()) << png;
   return t ? json::parse(*t) : json();
@@ -67,7 +67,7 @@ TEST(CliSample, TextWithNeighborsWritesPngMetadataAndSidecar) {
   sidecar.erase("seconds");
   sidecar.erase("file");
   EXPECT_EQ(sidecar, rec);
-  auto f = rdm::io::read_png(files[0]);
+  auto f = rdm::image::read_png(files[0]);
   EXPECT_EQ(f.image.width, 128);
   auto params = f.find("parameters").value();
   EXPECT_NE(params.find("a lighthouse in a storm\nSteps: 4, Sampler: DDIM, CFG scale: 5, Seed: 7, Size: 128x128"),
@@ -123,16 +123,16 @@ TEST(CliSample, BatchSizeDoesNotChangeImages) {
   ASSERT_EQ(fa.size(), 4u);
   ASSERT_EQ(fb.size(), 4u);
   for (size_t i = 0; i < 4; ++i)
-    EXPECT_EQ(rdm::io::read_png(fa[i]).image.pixels, rdm::io::read_png(fb[i]).image.pixels) << i;
+    EXPECT_EQ(rdm::image::read_png(fa[i]).image.pixels, rdm::image::read_png(fb[i]).image.pixels) << i;
   // Different seeds give different images.
-  EXPECT_NE(rdm::io::read_png(fa[0]).image.pixels, rdm::io::read_png(fa[1]).image.pixels);
+  EXPECT_NE(rdm::image::read_png(fa[0]).image.pixels, rdm::image::read_png(fa[1]).image.pixels);
   // Image 2 of seed 7 equals image 0 of seed 9.
   auto c = scratch("seed9");
   ASSERT_EQ(run_rdm("sample 'red flowers' " + model_args(demo) + " --database " + db(demo, "checks") +
                 " --steps 4 --seed 9 -n 1 --out " + quote(c.string()))
                 .code,
             0);
-  EXPECT_EQ(rdm::io::read_png(pngs(c)[0]).image.pixels, rdm::io::read_png(fa[2]).image.pixels);
+  EXPECT_EQ(rdm::image::read_png(pngs(c)[0]).image.pixels, rdm::image::read_png(fa[2]).image.pixels);
 }
 
 TEST(CliSample, FromPngReproducesTheImage) {
@@ -149,7 +149,7 @@ TEST(CliSample, FromPngReproducesTheImage) {
   ASSERT_EQ(r.code, 0) << r.err;
   auto fb = pngs(b);
   ASSERT_EQ(fb.size(), 1u);
-  EXPECT_EQ(rdm::io::read_png(fa[1]).image.pixels, rdm::io::read_png(fb[0]).image.pixels);
+  EXPECT_EQ(rdm::image::read_png(fa[1]).image.pixels, rdm::image::read_png(fb[0]).image.pixels);
   auto ra = record_of(fa[1]), rb = record_of(fb[0]);
   EXPECT_EQ(ra["seed"], rb["seed"]);
   EXPECT_EQ(ra["neighbors"], rb["neighbors"]);
@@ -186,8 +186,8 @@ TEST(CliSample, TextOnlyImagePromptAndPostfixModes) {
   EXPECT_EQ(rec["text"], "a fox in the style of stripes");
   EXPECT_TRUE(rec["neighbors"].empty());
   // The postfix image differs from the plain text-only one.
-  EXPECT_NE(rdm::io::read_png(pngs(out / "postfix")[0]).image.pixels,
-            rdm::io::read_png(pngs(out / "text")[0]).image.pixels);
+  EXPECT_NE(rdm::image::read_png(pngs(out / "postfix")[0]).image.pixels,
+            rdm::image::read_png(pngs(out / "text")[0]).image.pixels);
 }
 
 TEST(CliSample, PlmsAndPromptFile) {
@@ -226,8 +226,8 @@ TEST(CliSample, FastSolversAndSpacingsAreRecordedAndReproduced) {
     // --from-png reproduces the image with the recorded sampler and spacing.
     r = run_rdm("sample --from-png " + quote(files[0].string()) + " --out " + quote((dir / "again").string()));
     ASSERT_EQ(r.code, 0) << r.err;
-    const auto pixels = rdm::io::read_png(files[0]).image.pixels;
-    EXPECT_EQ(rdm::io::read_png(pngs(dir / "again")[0]).image.pixels, pixels) << spec;
+    const auto pixels = rdm::image::read_png(files[0]).image.pixels;
+    EXPECT_EQ(rdm::image::read_png(pngs(dir / "again")[0]).image.pixels, pixels) << spec;
     for (const auto& other : seen) EXPECT_NE(other, pixels) << spec;
     seen.push_back(pixels);
   }
@@ -335,7 +335,7 @@ TEST(CliSampleErrors, UserErrors) {
   r = run_rdm(base + "--database " + db(demo, "dots") + ":-1");
   EXPECT_EQ(r.code, 1);
   // --from-png of a PNG without metadata.
-  rdm::io::write_png(out / "plain.png", rdm::io::RgbImage(4, 4));
+  rdm::image::write_png(out / "plain.png", rdm::image::RgbImage(4, 4));
   r = run_rdm("sample --from-png " + quote((out / "plain.png").string()));
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("metadata"), std::string::npos) << r.err;

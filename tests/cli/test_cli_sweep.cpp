@@ -7,7 +7,7 @@
 #include <thread>
 
 #include "cli/cli_demo_fixture.hpp"
-#include "rdm/io/png.hpp"
+#include "rdm/image/png.hpp"
 
 using namespace rdm_cli_test;
 using nlohmann::json;
@@ -21,7 +21,7 @@ std::string sweep_args(const fs::path& demo, const fs::path& out) {
 std::map<std::string, std::string> image_pixels(const fs::path& dir) {
   std::map<std::string, std::string> m;
   for (const auto& p : pngs(dir)) {
-    auto f = rdm::io::read_png(p);
+    auto f = rdm::image::read_png(p);
     m[p.filename().string()] = std::string(f.image.pixels.begin(), f.image.pixels.end());
   }
   return m;
@@ -56,12 +56,12 @@ TEST(CliSweep, ResumeSkipsFinishedJobs) {
   EXPECT_EQ(rep["skipped"], 4);
   // A lost image (crash before it was written) is redone, and only that one.
   auto files = pngs(out);
-  auto before = rdm::io::read_png(files[2]).image.pixels;
+  auto before = rdm::image::read_png(files[2]).image.pixels;
   fs::remove(files[2]);
   r = run_rdm(sweep_args(demo, out) + "--json");
   rep = json::parse(r.out);
   EXPECT_EQ(rep["done"], 1);
-  EXPECT_EQ(rdm::io::read_png(files[2]).image.pixels, before);
+  EXPECT_EQ(rdm::image::read_png(files[2]).image.pixels, before);
   // --list marks every job done.
   r = run_rdm(sweep_args(demo, out) + "--list");
   EXPECT_EQ(count_lines(r.out), 4u);
@@ -136,7 +136,7 @@ TEST(CliSweep, SigintFinishesTheCurrentImageAndResumes) {
   if (done == 6) GTEST_SKIP() << "the sweep finished before the interrupt arrived";
   EXPECT_EQ(WEXITSTATUS(st), 130);
   EXPECT_GE(done, 1u);
-  for (const auto& p : pngs(out)) EXPECT_NO_THROW(rdm::io::read_png(p)) << p;  // complete files only
+  for (const auto& p : pngs(out)) EXPECT_NO_THROW(rdm::image::read_png(p)) << p;  // complete files only
   for (const auto& e : fs::directory_iterator(out))
     EXPECT_EQ(e.path().filename().string().find(".tmp."), std::string::npos) << e.path();
   // Resume: the rest, nothing twice.
@@ -158,10 +158,10 @@ TEST(CliDemo, EndToEndWithGalleryInHeadlessChromium) {
   const fs::path gallery = rep["gallery"].get<std::string>();
   ASSERT_TRUE(fs::exists(gallery));
   // The demo is deterministic: the same images again.
-  auto first = rdm::io::read_png(rep["images"][0].get<std::string>()).image.pixels;
+  auto first = rdm::image::read_png(rep["images"][0].get<std::string>()).image.pixels;
   auto r2 = run_rdm("demo --steps 5 --out " + quote((out / "d").string()) + " --json");
   ASSERT_EQ(r2.code, 0) << r2.err;
-  EXPECT_EQ(rdm::io::read_png(json::parse(r2.out)["images"][0].get<std::string>()).image.pixels, first);
+  EXPECT_EQ(rdm::image::read_png(json::parse(r2.out)["images"][0].get<std::string>()).image.pixels, first);
   // A folder not made by the demo is refused.
   fs::create_directories(out / "other");
   std::ofstream(out / "other" / "mine.txt") << "x";
@@ -205,7 +205,7 @@ TEST(CliDemo, EndToEndWithGalleryInHeadlessChromium) {
                          quote(profile.string()) + " --window-size=1000,800 --screenshot=" + quote(shot.string()) + " " +
                          quote("file://" + fs::absolute(gallery).string()) + " >/dev/null 2>&1";
   if (std::system(shot_cmd.c_str()) == 0 && fs::exists(shot)) {
-    auto img = rdm::io::read_png(shot).image;
+    auto img = rdm::image::read_png(shot).image;
     EXPECT_EQ(img.width, 1000);
     // Not a blank page: the gallery images make many distinct colours.
     std::set<uint32_t> colors;

@@ -12,7 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "rdm/io/png.hpp"
+#include "rdm/image/png.hpp"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -84,7 +84,7 @@ TEST(CliWorld, WritesStyleFoldersCaptionsAndContactSheet) {
     EXPECT_NE(caption.find(j["colour"].get<std::string>() + " " + object), std::string::npos);
     EXPECT_NE(caption.find("in the style of " + style), std::string::npos) << caption;
     // The picture: 32 x 32 RGB, its caption in the parameters chunk.
-    const rdm::io::PngFile png = rdm::io::read_png(dir / file);
+    const rdm::image::PngFile png = rdm::image::read_png(dir / file);
     EXPECT_EQ(png.image.width, 32);
     EXPECT_EQ(png.image.height, 32);
     EXPECT_EQ(png.find("parameters").value_or(""), caption);
@@ -94,7 +94,7 @@ TEST(CliWorld, WritesStyleFoldersCaptionsAndContactSheet) {
   EXPECT_EQ(files.size(), 8u);
   EXPECT_TRUE(fs::exists(dir / "dots" / "00003.png"));
   EXPECT_FALSE(fs::exists(dir / "dots" / "00004.png"));
-  const rdm::io::PngFile sheet = rdm::io::read_png(dir / "contact_sheet.png");
+  const rdm::image::PngFile sheet = rdm::image::read_png(dir / "contact_sheet.png");
   EXPECT_GT(sheet.image.width, sheet.image.height);  // 3 columns, 2 rows
   for (const auto& e : fs::recursive_directory_iterator(dir))
     EXPECT_EQ(e.path().filename().string().find(".tmp"), std::string::npos) << e.path();

@@ -13,12 +13,12 @@
 #include <filesystem>
 #include <fstream>
 
-#include "rdm/autoencoder.hpp"
-#include "rdm/config.hpp"
+#include "rdm/ldm/autoencoder.hpp"
+#include "rdm/ldm/config.hpp"
 #include "rdm/sampler/ddim.hpp"
 #include "rdm/sampler/guidance.hpp"
 #include "rdm/sampler/schedule.hpp"
-#include "rdm/unet.hpp"
+#include "rdm/ldm/unet.hpp"
 
 namespace fs = std::filesystem;
 
@@ -41,10 +41,10 @@ const char* kTinyConfig = R"({"model": {"target": "ldm.models.diffusion.ddpm.Lat
   "cond_stage_config": {"target": "torch.nn.Identity"}}}})";
 
 struct Tiny {
-  rdm::LdmConfig cfg;
-  rdm::UNetModel unet{nullptr};
-  rdm::AutoencoderKL ae{nullptr};
-  rdm::Schedule sched;
+  rdm::ldm::LdmConfig cfg;
+  rdm::ldm::UNetModel unet{nullptr};
+  rdm::ldm::AutoencoderKL ae{nullptr};
+  rdm::sampler::Schedule sched;
 };
 
 Tiny& tiny() {
@@ -52,15 +52,15 @@ Tiny& tiny() {
     const fs::path p = fs::temp_directory_path() / ("rdm_gpu_tiny_" + std::to_string(::getpid()) + ".json");
     std::ofstream(p) << kTinyConfig;
     Tiny x;
-    x.cfg = rdm::LdmConfig::from_file(p);
+    x.cfg = rdm::ldm::LdmConfig::from_file(p);
     fs::remove(p);
     torch::manual_seed(0);
     torch::NoGradGuard ng;
-    x.unet = rdm::UNetModel(x.cfg.unet);
-    x.ae = rdm::AutoencoderKL(x.cfg.first_stage, /*with_encoder=*/false);
+    x.unet = rdm::ldm::UNetModel(x.cfg.unet);
+    x.ae = rdm::ldm::AutoencoderKL(x.cfg.first_stage, /*with_encoder=*/false);
     x.unet->eval();
     x.ae->eval();
-    x.sched = rdm::Schedule::make(x.cfg.schedule);
+    x.sched = rdm::sampler::Schedule::make(x.cfg.schedule);
     return x;
   }();
   return t;
@@ -69,13 +69,13 @@ Tiny& tiny() {
 // DDIM over the guided UNet for latents x_T (fp32, on the device), in dtype `dt`.
 torch::Tensor sample(const torch::Tensor& x_T, const torch::Tensor& ctx, torch::Dtype dt, int64_t steps = 5) {
   Tiny& t = tiny();
-  rdm::ModelFn model = [&](const torch::Tensor& x, const torch::Tensor& ts, const torch::Tensor& c) {
+  rdm::sampler::ModelFn model = [&](const torch::Tensor& x, const torch::Tensor& ts, const torch::Tensor& c) {
     return t.unet->forward(x.to(dt), ts, c).to(torch::kFloat32);
   };
-  rdm::SamplerOptions o;
+  rdm::sampler::SamplerOptions o;
   o.steps = steps;
   const auto c = ctx.to(x_T.device(), dt);
-  return rdm::ddim_sample(rdm::classifier_free_guidance(model, c, torch::zeros_like(c), 5.0), x_T, t.sched, o, {});
+  return rdm::sampler::ddim_sample(rdm::sampler::classifier_free_guidance(model, c, torch::zeros_like(c), 5.0), x_T, t.sched, o, {});
 }
 
 }  // namespace

@@ -19,14 +19,14 @@
 #include <sstream>
 #include <string>
 
-#include "rdm/attention.hpp"
-#include "rdm/autoencoder.hpp"
-#include "rdm/config.hpp"
-#include "rdm/runtime.hpp"
+#include "rdm/ldm/attention.hpp"
+#include "rdm/ldm/autoencoder.hpp"
+#include "rdm/ldm/config.hpp"
+#include "rdm/runtime/runtime.hpp"
 #include "rdm/sampler/ddim.hpp"
 #include "rdm/sampler/guidance.hpp"
 #include "rdm/sampler/schedule.hpp"
-#include "rdm/unet.hpp"
+#include "rdm/ldm/unet.hpp"
 
 namespace {
 
@@ -110,23 +110,23 @@ void progress(const std::string& s) { std::cerr << "[gpu_check] " << s << std::e
 int main(int argc, char** argv) try {
   const Args a = parse(argc, argv);
   const torch::Device dev(a.device);
-  const rdm::LdmConfig cfg = rdm::LdmConfig::from_file(a.config);
+  const rdm::ldm::LdmConfig cfg = rdm::ldm::LdmConfig::from_file(a.config);
   rdm::set_channels_last(a.channels_last);
   c10::InferenceMode guard;
   torch::manual_seed(0);
   const int64_t f = cfg.downsample_factor(), side = a.size / f, C = cfg.unet.in_channels, D = cfg.context_dim();
-  rdm::UNetModel unet(cfg.unet);
-  rdm::AutoencoderKL ae(cfg.first_stage, /*with_encoder=*/false);
+  rdm::ldm::UNetModel unet(cfg.unet);
+  rdm::ldm::AutoencoderKL ae(cfg.first_stage, /*with_encoder=*/false);
   unet->eval();
   ae->eval();
   const auto x = torch::randn({2, C, side, side});
   const auto t = torch::tensor({981, 981}, torch::kInt64);
   const auto ctx = torch::randn({2, a.context, D});
   const auto z = torch::randn({1, cfg.first_stage.embed_dim, side, side});
-  const rdm::Schedule sched = rdm::Schedule::make(cfg.schedule);
+  const rdm::sampler::Schedule sched = rdm::sampler::Schedule::make(cfg.schedule);
   nlohmann::json out = {{"config", a.config}, {"device", dev.str()}, {"size", a.size}, {"steps", a.steps},
                         {"batch", a.batch}, {"libtorch", TORCH_VERSION}, {"channels_last", a.channels_last},
-                        {"attention", rdm::attention_kernel() == rdm::AttentionKernel::Explicit ? "explicit" : "auto (fused where available)"}};
+                        {"attention", rdm::ldm::attention_kernel() == rdm::ldm::AttentionKernel::Explicit ? "explicit" : "auto (fused where available)"}};
   torch::Tensor ref_eps;
   {  // fp32 reference of the UNet step (also the fp32 timing)
     unet->to(dev, torch::kFloat32);
@@ -154,13 +154,13 @@ int main(int argc, char** argv) try {
     r["decode_finite"] = bool(torch::isfinite(img).all().item<bool>());
     r["decode_s"] = time_it(dev, a.repeat, [&] { ae->decode(zd); });
     auto sample = [&](int64_t b) {
-      rdm::ModelFn model = [&](const torch::Tensor& xx, const torch::Tensor& tt, const torch::Tensor& cc) {
+      rdm::sampler::ModelFn model = [&](const torch::Tensor& xx, const torch::Tensor& tt, const torch::Tensor& cc) {
         return unet->forward(xx.to(dt), tt, cc).to(torch::kFloat32);
       };
       const auto c = torch::randn({b, a.context, D}).to(dev, dt);
-      rdm::SamplerOptions o;
+      rdm::sampler::SamplerOptions o;
       o.steps = a.steps;
-      auto zz = rdm::ddim_sample(rdm::classifier_free_guidance(model, c, torch::zeros_like(c), 5.0),
+      auto zz = rdm::sampler::ddim_sample(rdm::sampler::classifier_free_guidance(model, c, torch::zeros_like(c), 5.0),
                                  torch::randn({b, C, side, side}).to(dev), sched, o, {});
       for (int64_t i = 0; i < b; ++i) ae->decode((zz.slice(0, i, i + 1) * (1.0 / cfg.scale_factor)).to(dt));
       sync(dev);

@@ -8,11 +8,11 @@
 #include <torch/torch.h>
 
 #include "rdm/clip/clip_model.hpp"
-#include "rdm/io/tensor_file.hpp"
+#include "rdm/formats/tensor_file.hpp"
 
 namespace clip_test {
 using rdm::clip::ClipConfig;
-using rdm::io::StateDict;
+using rdm::formats::StateDict;
 
 inline StateDict to_hf(const StateDict& sd, const ClipConfig& c) {
   StateDict hf;

@@ -4,7 +4,7 @@
 #include <functional>
 #include <string>
 
-#include "rdm/error.hpp"
+#include "rdm/runtime/error.hpp"
 
 namespace rdm_test {
 inline std::string error_of(const std::function<void()>& f) {

@@ -11,7 +11,7 @@
 
 #include <torch/types.h>
 
-#include "rdm/io/zip.hpp"
+#include "rdm/formats/zip.hpp"
 
 namespace iotest {
 namespace fs = std::filesystem;
@@ -107,12 +107,12 @@ inline std::string bytes_of(const torch::Tensor& t0) {
 // A torch.save-like archive: <folder>/data.pkl, <folder>/data/<key>..., <folder>/version.
 inline std::string torch_archive(const std::string& folder, const std::string& pickle,
                                  const std::vector<std::pair<std::string, std::string>>& records,
-                                 const rdm::io::ZipWriteOptions& o = {}) {
+                                 const rdm::formats::ZipWriteOptions& o = {}) {
   std::vector<std::pair<std::string, std::string>> m;
   m.emplace_back(folder + "/data.pkl", pickle);
   for (const auto& [k, v] : records) m.emplace_back(folder + "/data/" + k, v);
   m.emplace_back(folder + "/version", "3\n");
-  return rdm::io::make_zip(m, o);
+  return rdm::formats::make_zip(m, o);
 }
 
 }  // namespace iotest

@@ -9,10 +9,10 @@
 #include <nlohmann/json.hpp>
 #include <torch/types.h>
 
-#include "rdm/autoencoder.hpp"
-#include "rdm/error.hpp"
-#include "rdm/io/state_dict.hpp"
-#include "rdm/io/tensor_file.hpp"
+#include "rdm/ldm/autoencoder.hpp"
+#include "rdm/runtime/error.hpp"
+#include "rdm/formats/state_dict.hpp"
+#include "rdm/formats/tensor_file.hpp"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -40,47 +40,47 @@ std::map<std::string, std::vector<int64_t>> shapes(torch::nn::Module& m) {
   return out;
 }
 
-TEST(AutoencoderConfig, ParsesAndRejects) {
-  auto c = rdm::AutoencoderConfig::from_json(kl_params(), rdm::AutoencoderKind::KL);
+TEST(ldm::AutoencoderConfig, ParsesAndRejects) {
+  auto c = rdm::ldm::AutoencoderConfig::from_json(kl_params(), rdm::ldm::AutoencoderKind::KL);
   EXPECT_EQ(c.embed_dim, 4);
   EXPECT_EQ(c.ddconfig.ch_mult, (std::vector<int64_t>{1, 2}));
   EXPECT_EQ(c.downsample_factor(), 2);
   auto bad = kl_params();
   bad["ddconfig"]["num_res_block"] = 2;
   try {
-    rdm::AutoencoderConfig::from_json(bad, rdm::AutoencoderKind::KL);
+    rdm::ldm::AutoencoderConfig::from_json(bad, rdm::ldm::AutoencoderKind::KL);
     FAIL();
   } catch (const rdm::Error& e) {
     EXPECT_NE(std::string(e.what()).find("num_res_block"), std::string::npos);
   }
   bad = kl_params();
   bad["embed_dims"] = 4;
-  EXPECT_THROW(rdm::AutoencoderConfig::from_json(bad, rdm::AutoencoderKind::KL), rdm::Error);
+  EXPECT_THROW(rdm::ldm::AutoencoderConfig::from_json(bad, rdm::ldm::AutoencoderKind::KL), rdm::Error);
   bad = kl_params();
   bad["ddconfig"]["double_z"] = false;  // AutoencoderKL asserts double_z
-  EXPECT_THROW(rdm::AutoencoderConfig::from_json(bad, rdm::AutoencoderKind::KL), rdm::Error);
+  EXPECT_THROW(rdm::ldm::AutoencoderConfig::from_json(bad, rdm::ldm::AutoencoderKind::KL), rdm::Error);
   bad = kl_params();
   bad["ddconfig"]["attn_type"] = "linear";
-  EXPECT_THROW(rdm::AutoencoderConfig::from_json(bad, rdm::AutoencoderKind::KL), rdm::Error);
+  EXPECT_THROW(rdm::ldm::AutoencoderConfig::from_json(bad, rdm::ldm::AutoencoderKind::KL), rdm::Error);
   // VQ needs n_embed and double_z false
   auto vq = kl_params();
   vq["ddconfig"]["double_z"] = false;
-  EXPECT_THROW(rdm::AutoencoderConfig::from_json(vq, rdm::AutoencoderKind::VQ), rdm::Error);
+  EXPECT_THROW(rdm::ldm::AutoencoderConfig::from_json(vq, rdm::ldm::AutoencoderKind::VQ), rdm::Error);
   vq["n_embed"] = 16;
-  EXPECT_EQ(rdm::AutoencoderConfig::from_json(vq, rdm::AutoencoderKind::VQ).n_embed, 16);
+  EXPECT_EQ(rdm::ldm::AutoencoderConfig::from_json(vq, rdm::ldm::AutoencoderKind::VQ).n_embed, 16);
   vq["remap"] = "used.npy";
-  EXPECT_THROW(rdm::AutoencoderConfig::from_json(vq, rdm::AutoencoderKind::VQ), rdm::Error);
-  EXPECT_EQ(rdm::AutoencoderConfig::kind_from_class("ldm.models.autoencoder.VQModelInterface"),
-            rdm::AutoencoderKind::VQ);
-  EXPECT_THROW(rdm::AutoencoderConfig::kind_from_class("ldm.models.autoencoder.IdentityFirstStage"), rdm::Error);
-  auto t = rdm::AutoencoderConfig::from_target_json(
+  EXPECT_THROW(rdm::ldm::AutoencoderConfig::from_json(vq, rdm::ldm::AutoencoderKind::VQ), rdm::Error);
+  EXPECT_EQ(rdm::ldm::AutoencoderConfig::kind_from_class("ldm.models.autoencoder.VQModelInterface"),
+            rdm::ldm::AutoencoderKind::VQ);
+  EXPECT_THROW(rdm::ldm::AutoencoderConfig::kind_from_class("ldm.models.autoencoder.IdentityFirstStage"), rdm::Error);
+  auto t = rdm::ldm::AutoencoderConfig::from_target_json(
       json{{"target", "ldm.models.autoencoder.AutoencoderKL"}, {"params", kl_params()}});
-  EXPECT_EQ(t.kind, rdm::AutoencoderKind::KL);
+  EXPECT_EQ(t.kind, rdm::ldm::AutoencoderKind::KL);
 }
 
 TEST(AutoencoderKeys, ReferenceLayoutSynthetic) {
-  auto c = rdm::AutoencoderConfig::from_json(kl_params(), rdm::AutoencoderKind::KL);
-  rdm::AutoencoderKL ae(c);
+  auto c = rdm::ldm::AutoencoderConfig::from_json(kl_params(), rdm::ldm::AutoencoderKind::KL);
+  rdm::ldm::AutoencoderKL ae(c);
   auto s = shapes(*ae);
   // Encoder: down.0 (res 32) no attn, downsample; down.1 (res 16) attn after each block
   EXPECT_EQ(s.at("encoder.down.0.downsample.conv.weight"), (std::vector<int64_t>{32, 32, 3, 3}));
@@ -99,8 +99,8 @@ TEST(AutoencoderKeys, ReferenceLayoutSynthetic) {
   EXPECT_TRUE(s.count("decoder.mid.attn_1.k.bias"));
   EXPECT_EQ(s.at("post_quant_conv.weight"), (std::vector<int64_t>{4, 4, 1, 1}));
   // decode-only: no encoder, no quant_conv
-  rdm::AutoencoderKL dec(c, /*with_encoder=*/false);
-  for (const auto& [k, v] : shapes(*dec)) EXPECT_FALSE(rdm::is_encoder_key(k)) << k;
+  rdm::ldm::AutoencoderKL dec(c, /*with_encoder=*/false);
+  for (const auto& [k, v] : shapes(*dec)) EXPECT_FALSE(rdm::ldm::is_encoder_key(k)) << k;
   // shape flow: f2, 4 latent channels
   torch::NoGradGuard ng;
   auto z = ae->encode(torch::randn({1, 3, 32, 32}));
@@ -122,11 +122,11 @@ class AutoencoderGolden : public ::testing::Test {
       if (c.at("kind") == kind) return c;
     throw std::runtime_error("no case of kind " + kind);
   }
-  rdm::AutoencoderConfig config_of(const json& cs) {
+  rdm::ldm::AutoencoderConfig config_of(const json& cs) {
     std::ifstream f(dir_ / cs.at("model").at("config").at("file").get<std::string>());
     const json doc = json::parse(f);
-    return rdm::AutoencoderConfig::from_json(doc.at(json::json_pointer(cs.at("model").at("config").at("pointer"))),
-                                             rdm::AutoencoderConfig::kind_from_class(cs.at("model").at("class")));
+    return rdm::ldm::AutoencoderConfig::from_json(doc.at(json::json_pointer(cs.at("model").at("config").at("pointer"))),
+                                             rdm::ldm::AutoencoderConfig::kind_from_class(cs.at("model").at("class")));
   }
   fs::path dir_;
   json cases_;
@@ -136,8 +136,8 @@ TEST_F(AutoencoderGolden, KeysEqualReferenceStateDicts) {
   for (const char* kind : {"autoencoder_kl_decode", "autoencoder_vq_decode"}) {
     const json& cs = find(kind);
     const auto cfg = config_of(cs);
-    const auto wf = rdm::io::read_tensor_file(dir_ / cs.at("model").at("weights").at("file").get<std::string>());
-    auto fs = rdm::FirstStage::create(cfg);
+    const auto wf = rdm::formats::read_tensor_file(dir_ / cs.at("model").at("weights").at("file").get<std::string>());
+    auto fs = rdm::ldm::FirstStage::create(cfg);
     auto ours = shapes(fs.module());
     std::map<std::string, std::vector<int64_t>> ref;
     for (const auto& [k, v] : wf.tensors) ref[k] = v.sizes().vec();
@@ -149,13 +149,13 @@ TEST_F(AutoencoderGolden, DecodeAndEncodeMatch) {
   torch::NoGradGuard ng;
   {
     const json& cs = find("autoencoder_kl_decode");
-    auto fs = rdm::FirstStage::create(config_of(cs), /*with_encoder=*/false);
-    auto w = rdm::io::read_tensor_file(dir_ / cs.at("model").at("weights").at("file").get<std::string>()).tensors;
-    rdm::io::StateDict dec;
+    auto fs = rdm::ldm::FirstStage::create(config_of(cs), /*with_encoder=*/false);
+    auto w = rdm::formats::read_tensor_file(dir_ / cs.at("model").at("weights").at("file").get<std::string>()).tensors;
+    rdm::formats::StateDict dec;
     for (auto& [k, v] : w)
-      if (!rdm::is_encoder_key(k)) dec[k] = v;
-    rdm::io::load_into(fs.module(), dec, "");
-    const auto io = rdm::io::read_tensor_file(dir_ / cs.at("io").get<std::string>()).tensors;
+      if (!rdm::ldm::is_encoder_key(k)) dec[k] = v;
+    rdm::formats::load_into(fs.module(), dec, "");
+    const auto io = rdm::formats::read_tensor_file(dir_ / cs.at("io").get<std::string>()).tensors;
     const auto& in = cs.at("inputs").begin().value();
     const auto& out = cs.at("outputs").begin().value();
     auto img = fs.decode(io.at(in.at("tensor").get<std::string>()));
@@ -164,9 +164,9 @@ TEST_F(AutoencoderGolden, DecodeAndEncodeMatch) {
   }
   {
     const json& cs = find("autoencoder_vq_encode");
-    rdm::VQModelInterface vq(config_of(cs));
-    rdm::io::load_into(*vq, rdm::io::read_tensor_file(dir_ / cs.at("model").at("weights").at("file").get<std::string>()).tensors, "");
-    const auto io = rdm::io::read_tensor_file(dir_ / cs.at("io").get<std::string>()).tensors;
+    rdm::ldm::VQModelInterface vq(config_of(cs));
+    rdm::formats::load_into(*vq, rdm::formats::read_tensor_file(dir_ / cs.at("model").at("weights").at("file").get<std::string>()).tensors, "");
+    const auto io = rdm::formats::read_tensor_file(dir_ / cs.at("io").get<std::string>()).tensors;
     auto r = vq->encode_quantized(io.at(cs.at("inputs").at("image").at("tensor").get<std::string>()));
     const auto& o = cs.at("outputs");
     EXPECT_TRUE(torch::equal(r.indices, io.at(o.at("indices").at("tensor").get<std::string>())));

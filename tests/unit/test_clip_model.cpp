@@ -10,14 +10,14 @@
 #include <torch/torch.h>
 
 #include "rdm/clip/clip_model.hpp"
-#include "rdm/error.hpp"
-#include "rdm/io/safetensors.hpp"
+#include "rdm/runtime/error.hpp"
+#include "rdm/formats/safetensors.hpp"
 #include "unit/clip_hf_util.hpp"
 
 namespace fs = std::filesystem;
 using rdm::clip::ClipConfig;
 using rdm::clip::ClipModel;
-using rdm::io::StateDict;
+using rdm::formats::StateDict;
 using clip_test::to_hf;
 
 namespace {
@@ -191,7 +191,7 @@ TEST(ClipModel, LoadFileWithMetadataConfigAndHfFolder) {
   auto sd = random_state(c, 6);
   const fs::path d = fs::temp_directory_path() / ("rdm_unit_clip_model_" + std::to_string(::getpid()));
   fs::create_directories(d / "hf");
-  rdm::io::write_safetensors(d / "m.safetensors", sd, {{"config", c.to_json().dump()}});
+  rdm::formats::write_safetensors(d / "m.safetensors", sd, {{"config", c.to_json().dump()}});
   auto ref = ClipModel::from_state_dict(sd, c);
   auto m = ClipModel::load(d / "m.safetensors");
   EXPECT_EQ(m.config().to_json(), c.to_json());
@@ -199,7 +199,7 @@ TEST(ClipModel, LoadFileWithMetadataConfigAndHfFolder) {
   EXPECT_TRUE(torch::equal(m.encode_text(tok), ref.encode_text(tok)));
   EXPECT_EQ(m.identity(), ref.identity());
   // Hugging Face folder: model.safetensors + config.json
-  rdm::io::write_safetensors(d / "hf" / "model.safetensors", to_hf(sd, c));
+  rdm::formats::write_safetensors(d / "hf" / "model.safetensors", to_hf(sd, c));
   nlohmann::json hfcfg = {{"projection_dim", c.embed_dim},
                           {"text_config", {{"hidden_size", c.transformer_width}, {"num_hidden_layers", c.transformer_layers},
                                            {"num_attention_heads", c.transformer_heads}, {"max_position_embeddings", c.context_length},

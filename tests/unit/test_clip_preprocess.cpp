@@ -10,12 +10,12 @@
 #include <torch/types.h>
 
 #include "rdm/clip/preprocess.hpp"
-#include "rdm/error.hpp"
-#include "rdm/io/image.hpp"
+#include "rdm/runtime/error.hpp"
+#include "rdm/image/image.hpp"
 
 namespace fs = std::filesystem;
-using rdm::io::Image;
-using rdm::io::ImageMode;
+using rdm::image::Image;
+using rdm::image::ImageMode;
 
 namespace {
 Image make(int w, int h, ImageMode mode, std::vector<uint8_t> px) {
@@ -113,12 +113,12 @@ TEST(ClipPreprocess, PillowModeRules) {
   EXPECT_EQ(rdm::clip::pil_resize(p, 3, 1).pixels, (std::vector<uint8_t>{0, 2, 4}));
   EXPECT_EQ(rdm::clip::pil_resize(p, 7, 1).pixels, (std::vector<uint8_t>{0, 1, 1, 2, 3, 3, 4}));
   // convert("RGB"): palette lookup, grey replicated, alpha dropped without compositing
-  EXPECT_EQ(rdm::io::to_rgb(p).pixels[3], 10);
-  EXPECT_EQ(rdm::io::to_rgb(make(1, 1, ImageMode::LA, {77, 0})).pixels, (std::vector<uint8_t>{77, 77, 77}));
-  EXPECT_EQ(rdm::io::to_rgb(make(1, 1, ImageMode::RGBA, {1, 2, 3, 0})).pixels, (std::vector<uint8_t>{1, 2, 3}));
+  EXPECT_EQ(rdm::image::to_rgb(p).pixels[3], 10);
+  EXPECT_EQ(rdm::image::to_rgb(make(1, 1, ImageMode::LA, {77, 0})).pixels, (std::vector<uint8_t>{77, 77, 77}));
+  EXPECT_EQ(rdm::image::to_rgb(make(1, 1, ImageMode::RGBA, {1, 2, 3, 0})).pixels, (std::vector<uint8_t>{1, 2, 3}));
   Image i16;
   i16.width = 2, i16.height = 1, i16.mode = ImageMode::I, i16.pixels_i = {100, 5000};
-  EXPECT_EQ(rdm::io::to_rgb(i16).pixels, (std::vector<uint8_t>{100, 100, 100, 255, 255, 255}));  // Pillow clips
+  EXPECT_EQ(rdm::image::to_rgb(i16).pixels, (std::vector<uint8_t>{100, 100, 100, 255, 255, 255}));  // Pillow clips
 }
 
 TEST(ClipPreprocess, NormalisationInFloat32Steps) {
@@ -134,28 +134,28 @@ TEST(ClipPreprocess, PngModesLikePillow) {
   const fs::path d = tmpdir();
   // palette, 2 bit
   std::string plte = std::string("\x00\x00\x00\x10\x20\x30\xff\x00\x00", 9);
-  auto pal = rdm::io::read_image(write(d / "p.png", png(4, 1, 2, 3, {std::string("\x1b", 1)}, plte)));
+  auto pal = rdm::image::read_image(write(d / "p.png", png(4, 1, 2, 3, {std::string("\x1b", 1)}, plte)));
   EXPECT_EQ(pal.mode, ImageMode::P);
   EXPECT_EQ(pal.pixels, (std::vector<uint8_t>{0, 1, 2, 3}));  // 0b00011011
   EXPECT_EQ(pal.palette[3], 0x10);
   // grey 2 bit: raw values (Pillow does not rescale L;2)
-  auto g2 = rdm::io::read_image(write(d / "g2.png", png(4, 1, 2, 0, {std::string("\x1b", 1)})));
+  auto g2 = rdm::image::read_image(write(d / "g2.png", png(4, 1, 2, 0, {std::string("\x1b", 1)})));
   EXPECT_EQ(g2.mode, ImageMode::L);
   EXPECT_EQ(g2.pixels, (std::vector<uint8_t>{0, 1, 2, 3}));
   // 1 bit -> mode "1" stored as 0/255
-  auto b1 = rdm::io::read_image(write(d / "b1.png", png(3, 1, 1, 0, {std::string("\xa0", 1)})));
+  auto b1 = rdm::image::read_image(write(d / "b1.png", png(3, 1, 1, 0, {std::string("\xa0", 1)})));
   EXPECT_EQ(b1.mode, ImageMode::One);
   EXPECT_EQ(b1.pixels, (std::vector<uint8_t>{255, 0, 255}));
   // grey 16 bit -> "I"
-  auto g16 = rdm::io::read_image(write(d / "g16.png", png(2, 1, 16, 0, {std::string("\x13\x88\x00\x05", 4)})));
+  auto g16 = rdm::image::read_image(write(d / "g16.png", png(2, 1, 16, 0, {std::string("\x13\x88\x00\x05", 4)})));
   EXPECT_EQ(g16.mode, ImageMode::I);
   EXPECT_EQ(g16.pixels_i, (std::vector<int32_t>{5000, 5}));
   // RGB 16 bit -> high bytes
-  auto c16 = rdm::io::read_image(write(d / "c16.png", png(1, 1, 16, 2, {std::string("\x13\x88\x00\x05\xff\xff", 6)})));
+  auto c16 = rdm::image::read_image(write(d / "c16.png", png(1, 1, 16, 2, {std::string("\x13\x88\x00\x05\xff\xff", 6)})));
   EXPECT_EQ(c16.mode, ImageMode::RGB);
   EXPECT_EQ(c16.pixels, (std::vector<uint8_t>{0x13, 0x00, 0xff}));
   // grey + alpha 8 bit -> LA
-  auto la = rdm::io::read_image(write(d / "la.png", png(1, 1, 8, 4, {std::string("\x40\x80", 2)})));
+  auto la = rdm::image::read_image(write(d / "la.png", png(1, 1, 8, 4, {std::string("\x40\x80", 2)})));
   EXPECT_EQ(la.mode, ImageMode::LA);
   // whole pipeline on a palette image: resized in P mode, 3x224x224
   auto t = rdm::clip::preprocess_file(d / "p.png", 224);
@@ -175,25 +175,25 @@ TEST(ClipPreprocess, PaletteBmpKeepsModeP) {
   b += std::string("\x00\x00\xff\x00\x00\xff\x00\x00\xff\x00\x00\x00", 12);  // red, green, blue
   b += std::string("\x02\x02\x02\x00\x00\x01\x02\x00", 8);                      // bottom row, top row
   const fs::path d = tmpdir();
-  auto im = rdm::io::read_image(write(d / "p.bmp", b));
+  auto im = rdm::image::read_image(write(d / "p.bmp", b));
   EXPECT_EQ(im.mode, ImageMode::P);
   EXPECT_EQ(im.pixels, (std::vector<uint8_t>{0, 1, 2, 2, 2, 2}));
-  EXPECT_EQ(rdm::io::to_rgb(im).pixels[0], 255);  // index 0 = red
+  EXPECT_EQ(rdm::image::to_rgb(im).pixels[0], 255);  // index 0 = red
   fs::remove_all(d);
 }
 
 TEST(ClipPreprocess, DecodingErrors) {
   const fs::path d = tmpdir();
-  EXPECT_THROW(rdm::io::read_image(d / "missing.png"), rdm::Error);
-  EXPECT_THROW(rdm::io::read_image(write(d / "empty.png", "")), rdm::Error);
-  EXPECT_THROW(rdm::io::read_image(write(d / "text.jpg", "this is not an image")), rdm::Error);
+  EXPECT_THROW(rdm::image::read_image(d / "missing.png"), rdm::Error);
+  EXPECT_THROW(rdm::image::read_image(write(d / "empty.png", "")), rdm::Error);
+  EXPECT_THROW(rdm::image::read_image(write(d / "text.jpg", "this is not an image")), rdm::Error);
   std::string good = png(4, 1, 8, 0, {std::string("\x01\x02\x03\x04", 4)});
-  EXPECT_THROW(rdm::io::read_image(write(d / "trunc.png", good.substr(0, good.size() - 20))), rdm::Error);
+  EXPECT_THROW(rdm::image::read_image(write(d / "trunc.png", good.substr(0, good.size() - 20))), rdm::Error);
   // pixel limit checked from the header
-  EXPECT_THROW(rdm::io::read_image(write(d / "big.png", good), /*max_pixels=*/3), rdm::Error);
-  EXPECT_EQ(rdm::io::probe_image_size(d / "big.png"), std::make_pair(int64_t{4}, int64_t{1}));
+  EXPECT_THROW(rdm::image::read_image(write(d / "big.png", good), /*max_pixels=*/3), rdm::Error);
+  EXPECT_EQ(rdm::image::probe_image_size(d / "big.png"), std::make_pair(int64_t{4}, int64_t{1}));
   try {
-    rdm::io::read_image(d / "text.jpg");
+    rdm::image::read_image(d / "text.jpg");
   } catch (const rdm::Error& e) {
     EXPECT_NE(std::string(e.what()).find("text.jpg"), std::string::npos);
   }

@@ -11,7 +11,7 @@
 #include <torch/types.h>
 
 #include "rdm/clip/tokenizer.hpp"
-#include "rdm/error.hpp"
+#include "rdm/runtime/error.hpp"
 
 namespace fs = std::filesystem;
 using rdm::clip::Tokenizer;

@@ -8,11 +8,12 @@
 #include <filesystem>
 #include <fstream>
 
-#include "io/image_codec.hpp"
-#include "rdm/error.hpp"
+#include "image/image_codec.hpp"
+#include "rdm/runtime/error.hpp"
+#include "rdm/image/contact_sheet.hpp"
 #include "rdm/io/atomic_file.hpp"
-#include "rdm/io/png.hpp"
-#include "retrieval/contact_sheet_lite.hpp"
+#include "rdm/image/png.hpp"
+#include "image/contact_sheet_lite.hpp"
 
 #if RDM_IMAGE_IO_OPENCV
 #include <opencv2/imgcodecs.hpp>
@@ -21,8 +22,8 @@
 #endif
 
 namespace fs = std::filesystem;
-using rdm::io::Image;
-namespace codec = rdm::io::detail;
+using rdm::image::Image;
+namespace codec = rdm::image::detail;
 
 namespace {
 
@@ -55,7 +56,7 @@ std::string bmp(int w, int h, int bits, bool top_down, uint32_t compression = 0)
 void expect_same(const Image& a, const Image& b, const std::string& what) {
   EXPECT_EQ(a.width, b.width) << what;
   EXPECT_EQ(a.height, b.height) << what;
-  EXPECT_EQ(rdm::io::image_mode_name(a.mode), std::string(rdm::io::image_mode_name(b.mode))) << what;
+  EXPECT_EQ(rdm::image::image_mode_name(a.mode), std::string(rdm::image::image_mode_name(b.mode))) << what;
   EXPECT_TRUE(a.pixels == b.pixels) << what << ": pixels differ";
 }
 
@@ -65,17 +66,17 @@ TEST(ImageIo, LiteDecoderErrorsNameTheFileAndTheBuild) {
   const fs::path d = tmpdir();
   rdm::io::write_file_atomic(d / "x.tif", std::string("II*\0\x08\0\0\0", 8));
   try {
-    codec::decode_lite(d / "x.tif", rdm::io::read_file(d / "x.tif"), rdm::io::kDefaultMaxImagePixels);
+    codec::decode_lite(d / "x.tif", rdm::io::read_file(d / "x.tif"), rdm::image::kDefaultMaxImagePixels);
     FAIL() << "TIFF accepted";
   } catch (const rdm::Error& e) {
     EXPECT_NE(std::string(e.what()).find("x.tif"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("RDM_IMAGE_IO=opencv"), std::string::npos) << e.what();
   }
   const std::string rle = bmp(4, 4, 24, false, 1);
-  EXPECT_THROW(codec::decode_lite(d / "r.bmp", rle, rdm::io::kDefaultMaxImagePixels), rdm::Error);
+  EXPECT_THROW(codec::decode_lite(d / "r.bmp", rle, rdm::image::kDefaultMaxImagePixels), rdm::Error);
   const std::string trunc = std::string("\xFF\xD8\xFF\xE0\x00\x10JFIF", 10);
-  EXPECT_THROW(codec::decode_lite(d / "t.jpg", trunc, rdm::io::kDefaultMaxImagePixels), rdm::Error);
-  EXPECT_THROW(codec::decode_lite(d / "w.webp", std::string("RIFF\0\0\0\0WEBPVP8 ", 16), rdm::io::kDefaultMaxImagePixels), rdm::Error);
+  EXPECT_THROW(codec::decode_lite(d / "t.jpg", trunc, rdm::image::kDefaultMaxImagePixels), rdm::Error);
+  EXPECT_THROW(codec::decode_lite(d / "w.webp", std::string("RIFF\0\0\0\0WEBPVP8 ", 16), rdm::image::kDefaultMaxImagePixels), rdm::Error);
   EXPECT_THROW(codec::decode_lite(d / "big.bmp", bmp(100, 100, 24, false), 99 * 100), rdm::Error);
   fs::remove_all(d);
 }
@@ -84,12 +85,12 @@ TEST(ImageIo, LiteBmpRowsAndChannels) {
   // 24-bit bottom-up 2x2: the first stored row is the bottom one; BGR stored.
   std::string b = bmp(2, 2, 24, false);
   const unsigned char* u = reinterpret_cast<const unsigned char*>(b.data());
-  Image im = codec::decode_lite("b.bmp", b, rdm::io::kDefaultMaxImagePixels);
+  Image im = codec::decode_lite("b.bmp", b, rdm::image::kDefaultMaxImagePixels);
   ASSERT_EQ(im.width, 2);
   ASSERT_EQ(im.height, 2);
   EXPECT_EQ(im.pixels[3 * 2 + 0], u[54 + 2]);  // bottom-left R = stored byte 2
   EXPECT_EQ(im.pixels[3 * 2 + 2], u[54 + 0]);
-  Image td = codec::decode_lite("t.bmp", bmp(2, 2, 24, true), rdm::io::kDefaultMaxImagePixels);
+  Image td = codec::decode_lite("t.bmp", bmp(2, 2, 24, true), rdm::image::kDefaultMaxImagePixels);
   EXPECT_EQ(td.pixels[0], u[54 + 2]);  // top-down: first stored row on top
 }
 
@@ -122,8 +123,8 @@ TEST(ImageIo, LiteDecodersMatchOpenCv) {
   for (int bits : {16, 24, 32})
     for (bool td : {false, true}) files.emplace_back("b" + std::to_string(bits) + (td ? "td" : "") + ".bmp", bmp(7, 5, bits, td));
   for (auto& [name, bytes] : files) {
-    const Image a = codec::decode_lite(name, bytes, rdm::io::kDefaultMaxImagePixels);
-    const Image b = codec::decode_opencv(name, bytes, rdm::io::kDefaultMaxImagePixels);
+    const Image a = codec::decode_lite(name, bytes, rdm::image::kDefaultMaxImagePixels);
+    const Image b = codec::decode_opencv(name, bytes, rdm::image::kDefaultMaxImagePixels);
     expect_same(a, b, name);
   }
 }
@@ -151,9 +152,9 @@ TEST(ImageIo, LiteContactSheetMatchesOpenCvThumbnails) {
   std::vector<std::string> imgs = {(g / "chelsea.png").string(), (g / "rocket.jpg").string(), "",
                                    (g / "pixel_1x1.png").string()};
   std::vector<std::string> caps = {"#1 0.91\nchelsea.png", "#2 0.88\nrocket.jpg", "#3\nnone", "#4\npixel"};
-  rdm::retrieval::write_contact_sheet(d / "cv.png", imgs, caps, 96, 0);
-  rdm::retrieval::detail::write_contact_sheet_lite(d / "lite.png", imgs, caps, 96, 0);
-  const auto a = rdm::io::read_png(d / "cv.png").image, b = rdm::io::read_png(d / "lite.png").image;
+  rdm::image::write_contact_sheet(d / "cv.png", imgs, caps, 96, 0);
+  rdm::image::detail::write_contact_sheet_lite(d / "lite.png", imgs, caps, 96, 0);
+  const auto a = rdm::image::read_png(d / "cv.png").image, b = rdm::image::read_png(d / "lite.png").image;
   ASSERT_EQ(a.width, b.width);
   ASSERT_EQ(a.height, b.height);
   // Thumbnail areas (tiles 0, 1, 3) within one level; captions are drawn differently.
@@ -167,7 +168,7 @@ TEST(ImageIo, LiteContactSheetMatchesOpenCvThumbnails) {
     EXPECT_LE(worst, 1) << "tile " << i;
   }
   // Captions: same ink (dark pixels) within a tenth.
-  auto ink = [](const rdm::io::RgbImage& im) {
+  auto ink = [](const rdm::image::RgbImage& im) {
     int64_t n = 0;
     for (size_t i = 0; i < im.pixels.size(); i += 3) n += im.pixels[i] < 128;
     return n;
@@ -182,8 +183,8 @@ TEST(ImageIo, LiteBuildDecodesGoldenImages) {
   const fs::path g = golden_images();
   if (!fs::exists(g)) GTEST_SKIP() << "no golden images at " << g;
   for (const char* n : {"rocket.jpg", "stripes_500x375.webp", "exact_224x224.bmp"}) {
-    const Image im = rdm::io::read_image(g / n);
-    const auto [w, h] = rdm::io::probe_image_size(g / n);
+    const Image im = rdm::image::read_image(g / n);
+    const auto [w, h] = rdm::image::probe_image_size(g / n);
     EXPECT_EQ(im.width, w) << n;
     EXPECT_EQ(im.height, h) << n;
     EXPECT_EQ(im.pixels.size(), size_t(w) * h * im.channels()) << n;

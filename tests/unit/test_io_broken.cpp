@@ -7,13 +7,15 @@
 #include <random>
 
 #include "io_test_util.hpp"
-#include "rdm/error.hpp"
+#include "rdm/runtime/error.hpp"
 #include "rdm/io/atomic_file.hpp"
-#include "rdm/io/npy.hpp"
-#include "rdm/io/safetensors.hpp"
-#include "rdm/io/tensor_file.hpp"
+#include "rdm/formats/npy.hpp"
+#include "rdm/formats/safetensors.hpp"
+#include "rdm/formats/tensor_file.hpp"
 
 using namespace rdm::io;
+using namespace rdm::formats;
+using namespace rdm::image;
 using iotest::Pickle;
 
 namespace {

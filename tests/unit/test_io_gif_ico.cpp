@@ -7,14 +7,16 @@
 #include <random>
 
 #include "unit/error_of.hpp"
-#include "rdm/error.hpp"
+#include "rdm/runtime/error.hpp"
 #include "rdm/io/atomic_file.hpp"
-#include "rdm/io/image_formats.hpp"
-#include "rdm/io/image.hpp"
-#include "rdm/io/png.hpp"
+#include "rdm/image/image_formats.hpp"
+#include "rdm/image/image.hpp"
+#include "rdm/image/png.hpp"
 #include "unit/io_test_util.hpp"
 
 using namespace rdm::io;
+using namespace rdm::formats;
+using namespace rdm::image;
 namespace fs = std::filesystem;
 
 namespace {

@@ -3,11 +3,13 @@
 #include <torch/torch.h>
 
 #include "io_test_util.hpp"
-#include "rdm/error.hpp"
-#include "rdm/io/npy.hpp"
-#include "rdm/io/tensor_file.hpp"
+#include "rdm/runtime/error.hpp"
+#include "rdm/formats/npy.hpp"
+#include "rdm/formats/tensor_file.hpp"
 
 using namespace rdm::io;
+using namespace rdm::formats;
+using namespace rdm::image;
 
 namespace {
 // A .npy file with a hand-written header (format 1.0, or 2.0 with `v2`).

@@ -3,13 +3,15 @@
 #include <torch/torch.h>
 
 #include "io_test_util.hpp"
-#include "rdm/error.hpp"
-#include "rdm/io/pickle.hpp"
-#include "rdm/io/state_dict.hpp"
-#include "rdm/io/tensor_file.hpp"
-#include "rdm/io/torch_zip.hpp"
+#include "rdm/runtime/error.hpp"
+#include "rdm/formats/pickle.hpp"
+#include "rdm/formats/state_dict.hpp"
+#include "rdm/formats/tensor_file.hpp"
+#include "rdm/formats/torch_zip.hpp"
 
 using namespace rdm::io;
+using namespace rdm::formats;
+using namespace rdm::image;
 using iotest::Pickle;
 
 namespace {

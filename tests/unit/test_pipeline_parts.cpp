@@ -5,11 +5,11 @@
 #include <set>
 
 #include "rdm/clip/tokenizer.hpp"
-#include "rdm/demo.hpp"
-#include "rdm/error.hpp"
-#include "rdm/output.hpp"
-#include "rdm/pipeline.hpp"
-#include "rdm/sweep.hpp"
+#include "rdm/app/demo.hpp"
+#include "rdm/runtime/error.hpp"
+#include "rdm/app/output.hpp"
+#include "rdm/app/pipeline.hpp"
+#include "rdm/app/sweep.hpp"
 
 using namespace rdm;
 
@@ -41,7 +41,7 @@ TEST(PipelineParts, NamesAndWeights) {
 }
 
 TEST(PipelineParts, MakeGridFollowsTorchvision) {
-  std::vector<io::RgbImage> ims;
+  std::vector<image::RgbImage> ims;
   for (int i = 0; i < 5; ++i) ims.emplace_back(4, 6, static_cast<uint8_t>(10 * (i + 1)));
   auto g = make_grid(ims, 3);
   // 3 columns, 2 rows, padding 2: (2*(4+2)+2) x (3*(6+2)+2).

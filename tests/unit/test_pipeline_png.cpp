@@ -5,12 +5,14 @@
 #include <filesystem>
 #include <random>
 
-#include "rdm/error.hpp"
+#include "rdm/runtime/error.hpp"
 #include "rdm/io/atomic_file.hpp"
-#include "rdm/io/png.hpp"
+#include "rdm/image/png.hpp"
 
 namespace fs = std::filesystem;
 using namespace rdm::io;
+using namespace rdm::formats;
+using namespace rdm::image;
 
 namespace {
 fs::path tmpdir() {

@@ -10,10 +10,10 @@
 
 #include "unit/error_of.hpp"
 #include "io_test_util.hpp"
-#include "rdm/error.hpp"
-#include "rdm/request_checks.hpp"
+#include "rdm/runtime/error.hpp"
+#include "rdm/app/request_checks.hpp"
 #include "rdm/retrieval/manifest.hpp"
-#include "rdm/sweep.hpp"
+#include "rdm/app/sweep.hpp"
 
 namespace {
 using nlohmann::json;

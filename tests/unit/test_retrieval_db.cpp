@@ -9,11 +9,11 @@
 
 #include <torch/types.h>
 
-#include "rdm/error.hpp"
-#include "rdm/io/npy.hpp"
+#include "rdm/runtime/error.hpp"
+#include "rdm/formats/npy.hpp"
 #include "rdm/retrieval/build.hpp"
 #include "rdm/retrieval/database.hpp"
-#include "retrieval/sha256.hpp"
+#include "rdm/io/sha256.hpp"
 
 namespace fs = std::filesystem;
 using namespace rdm::retrieval;
@@ -35,7 +35,7 @@ torch::Tensor normalized(const torch::Tensor& x) { return x / x.norm(2, -1, true
 
 // Imports x as a database in dir (a .npy matrix) with the given index.
 Database make_db(const fs::path& dir, const torch::Tensor& x, IndexOptions index = {}) {
-  rdm::io::write_npy(dir / "emb.npy", x);
+  rdm::formats::write_npy(dir / "emb.npy", x);
   ImportOptions o;
   o.inputs = {dir / "emb.npy"};
   o.out = dir / "db";
@@ -144,10 +144,10 @@ TEST(RetrievalDb, ImportsCompVisNpzPartsInNameOrder) {
   fs::create_directories(dir / "parts");
   torch::Tensor a = random_rows(30, 8, 5).to(torch::kFloat16), b = random_rows(20, 8, 6).to(torch::kFloat64);
   // Written in reverse name order: the import sorts by file name (db_part_1 first).
-  rdm::io::write_npz(dir / "parts" / "db_part_2.npz",
+  rdm::formats::write_npz(dir / "parts" / "db_part_2.npz",
                      {{"embedding", b}, {"img_id", torch::arange(100, 120, torch::kInt64)},
                       {"patch_coords", torch::zeros({20, 4}, torch::kInt32)}}, true);
-  rdm::io::write_npz(dir / "parts" / "db_part_1.npz",
+  rdm::formats::write_npz(dir / "parts" / "db_part_1.npz",
                      {{"embedding", a}, {"img_id", torch::arange(0, 30, torch::kInt64)},
                       {"patch_coords", torch::ones({30, 4}, torch::kInt32)}}, false);
   ImportOptions o;
@@ -175,7 +175,7 @@ TEST(RetrievalDb, Float16StorageAgreesWithIndex) {
   IndexOptions idx;
   idx.dtype = "float16";
   Database db = make_db(dir, x, idx);
-  EXPECT_EQ(rdm::io::read_npy(dir / "db" / "embeddings.npy").scalar_type(), torch::kFloat16);
+  EXPECT_EQ(rdm::formats::read_npy(dir / "db" / "embeddings.npy").scalar_type(), torch::kFloat16);
   torch::Tensor q = normalized(random_rows(5, 24, 8));
   auto res = db.search(q, 5);
   for (int64_t r = 0; r < 5; ++r)
@@ -239,10 +239,10 @@ TEST(RetrievalDb, ShardsPartitionDeterministically) {
 }
 
 TEST(RetrievalDb, Sha256KnownVectors) {
-  EXPECT_EQ(sha256_hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
-  EXPECT_EQ(sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(rdm::io::sha256_hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(rdm::io::sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
   std::string m(1000, 'a');
-  Sha256 h;
+  rdm::io::Sha256 h;
   for (int i = 0; i < 1000; ++i) h.update(m.data(), m.size());  // one million 'a'
   EXPECT_EQ(h.hex(), "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
 }

@@ -13,8 +13,8 @@
 #include <torch/torch.h>
 
 #include "unit/error_of.hpp"
-#include "rdm/error.hpp"
-#include "rdm/io/npy.hpp"
+#include "rdm/runtime/error.hpp"
+#include "rdm/formats/npy.hpp"
 #include "rdm/retrieval/build.hpp"
 #include "rdm/retrieval/database.hpp"
 #include "rdm/retrieval/norms.hpp"
@@ -48,7 +48,7 @@ torch::Tensor clustered(int64_t n, int64_t d, uint64_t seed) {
   return centers.index_select(0, pick) + 0.35 * at::randn({n, d}, gen, torch::kFloat32);
 }
 BuildReport import_npy(const fs::path& dir, const torch::Tensor& x, IndexOptions idx = {}) {
-  rdm::io::write_npy(dir / "emb.npy", x);
+  rdm::formats::write_npy(dir / "emb.npy", x);
   ImportOptions o;
   o.inputs = {dir / "emb.npy"};
   o.out = dir / "db";
@@ -118,10 +118,10 @@ TEST(RetrievalHostile, NormStatsAreComputedFromTheFile) {
   EXPECT_NEAR(ns.min, 1.0, 1e-5);
   EXPECT_NEAR(ns.max, 1.0, 1e-5);
   // A file edited behind rdm's back (row 3 scaled, row 5 zeroed) is reported as it is.
-  torch::Tensor e = rdm::io::read_npy(dir / "db" / "embeddings.npy").clone();
+  torch::Tensor e = rdm::formats::read_npy(dir / "db" / "embeddings.npy").clone();
   e[3] *= 2;
   e[5].zero_();
-  rdm::io::write_npy(dir / "db" / "embeddings.npy", e);
+  rdm::formats::write_npy(dir / "db" / "embeddings.npy", e);
   NormStats bad = embedding_norms(dir / "db");
   EXPECT_FALSE(bad.normalised());
   EXPECT_EQ(bad.zero, 1);
@@ -140,7 +140,7 @@ TEST(RetrievalHostile, ImportsCompVisPartsWithStringIds) {
   for (std::string line; std::getline(f, line);) ids.push_back(line);
   ASSERT_EQ(rep.indexed, static_cast<int64_t>(ids.size()));
   Database db = Database::open(dir / "db");
-  torch::Tensor want = rdm::io::read_npy(data("compvis_db/expected_embedding.npy")).to(torch::kFloat32);
+  torch::Tensor want = rdm::formats::read_npy(data("compvis_db/expected_embedding.npy")).to(torch::kFloat32);
   want = want / want.norm(2, -1, true);
   std::vector<int64_t> all(ids.size());
   std::iota(all.begin(), all.end(), 0);

@@ -13,15 +13,17 @@
 #include <iterator>
 
 #include "unit/error_of.hpp"
-#include "rdm/error.hpp"
+#include "rdm/runtime/error.hpp"
 #include "rdm/io/atomic_file.hpp"
-#include "rdm/io/png.hpp"
+#include "rdm/image/png.hpp"
 #include "rdm/io/safe_text.hpp"
 #include "unit/io_test_util.hpp"
 #include "rdm/io/safe_file.hpp"
-#include "rdm/io/png_text.hpp"
+#include "rdm/image/png_text.hpp"
 
 using namespace rdm::io;
+using namespace rdm::formats;
+using namespace rdm::image;
 namespace fs = std::filesystem;
 
 namespace {

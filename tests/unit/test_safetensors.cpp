@@ -5,12 +5,14 @@
 #include <filesystem>
 #include <fstream>
 
-#include "rdm/error.hpp"
-#include "rdm/io/safetensors.hpp"
-#include "rdm/io/state_dict.hpp"
+#include "rdm/runtime/error.hpp"
+#include "rdm/formats/safetensors.hpp"
+#include "rdm/formats/state_dict.hpp"
 
 namespace fs = std::filesystem;
 using namespace rdm::io;
+using namespace rdm::formats;
+using namespace rdm::image;
 
 namespace {
 fs::path tmpfile(const std::string& name) {

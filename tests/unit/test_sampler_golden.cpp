@@ -11,8 +11,8 @@
 #include <nlohmann/json.hpp>
 #include <torch/types.h>
 
-#include "rdm/error.hpp"
-#include "rdm/io/tensor_file.hpp"
+#include "rdm/runtime/error.hpp"
+#include "rdm/formats/tensor_file.hpp"
 #include "rdm/sampler/ddim.hpp"
 #include "rdm/sampler/guidance.hpp"
 #include "rdm/sampler/plms.hpp"
@@ -46,7 +46,7 @@ double max_abs(const torch::Tensor& a) { return a.abs().max().item<double>(); }
 }
 
 struct Replay {
-  const rdm::io::StateDict* t = nullptr;
+  const rdm::formats::StateDict* t = nullptr;
   int calls = 0;
   std::vector<std::string> problems;
   // The ModelFn: checks what the sampler feeds in, returns the reference model output.
@@ -67,30 +67,30 @@ struct Replay {
 
 void run_case(const json& cs, const fs::path& dir, bool plms) {
   const json& p = cs.at("params");
-  const auto io = rdm::io::read_tensor_file(dir / cs.at("io").get<std::string>());
+  const auto io = rdm::formats::read_tensor_file(dir / cs.at("io").get<std::string>());
   const auto& t = io.tensors;
-  rdm::ScheduleConfig sc;
+  rdm::sampler::ScheduleConfig sc;
   // The sampler goldens come from the model of config_tiny-like files: read its schedule.
   std::ifstream cf(dir / cs.at("model").at("config").at("file").get<std::string>());
   const json cfg = json::parse(cf).at(json::json_pointer(cs.at("model").at("config").at("pointer").get<std::string>()));
-  sc = rdm::ScheduleConfig::from_model_params(cfg);
+  sc = rdm::sampler::ScheduleConfig::from_model_params(cfg);
   ASSERT_EQ(sc.timesteps, p.at("num_timesteps").get<int64_t>());
-  const rdm::Schedule schedule = rdm::Schedule::make(sc);
+  const rdm::sampler::Schedule schedule = rdm::sampler::Schedule::make(sc);
 
   auto replay = std::make_shared<Replay>();
   replay->t = &t;
   std::vector<torch::Tensor> guided;
-  rdm::ModelFn model = [replay](const torch::Tensor& x, const torch::Tensor& ts, const torch::Tensor& c) {
+  rdm::sampler::ModelFn model = [replay](const torch::Tensor& x, const torch::Tensor& ts, const torch::Tensor& c) {
     return (*replay)(x, ts, c);
   };
-  auto eps0 = rdm::classifier_free_guidance(model, t.at("c"), t.at("uc"), p.at("guidance_scale").get<double>());
-  rdm::EpsFn eps = [&](const torch::Tensor& x, const torch::Tensor& ts) {
+  auto eps0 = rdm::sampler::classifier_free_guidance(model, t.at("c"), t.at("uc"), p.at("guidance_scale").get<double>());
+  rdm::sampler::EpsFn eps = [&](const torch::Tensor& x, const torch::Tensor& ts) {
     auto e = eps0(x, ts);
     guided.push_back(e);
     return e;
   };
-  rdm::SamplerTrace trace;
-  rdm::SamplerOptions opts;
+  rdm::sampler::SamplerTrace trace;
+  rdm::sampler::SamplerOptions opts;
   opts.steps = p.at("ddim_steps").get<int>();
   opts.eta = p.at("eta").get<double>();
   opts.discretize = p.at("discretize").get<std::string>();
@@ -105,8 +105,8 @@ void run_case(const json& cs, const fs::path& dir, bool plms) {
     EXPECT_EQ(total, p.at("num_steps").get<int>());
   };
   const auto x_T = t.at("x_T");
-  auto samples = plms ? rdm::plms_sample(eps, x_T, schedule, opts, progress)
-                      : rdm::ddim_sample(eps, x_T, schedule, opts, progress);
+  auto samples = plms ? rdm::sampler::plms_sample(eps, x_T, schedule, opts, progress)
+                      : rdm::sampler::ddim_sample(eps, x_T, schedule, opts, progress);
 
   for (const auto& pr : replay->problems) ADD_FAILURE() << cs.at("id") << ": " << pr;
   EXPECT_EQ(replay->calls, p.at("num_model_calls").get<int>());
@@ -170,7 +170,7 @@ TEST(SamplerGuidance, OneBatchUncondFirst) {
   const auto c = torch::randn({2, 3, 4});
   const auto uc = torch::zeros_like(c);
   int calls = 0;
-  rdm::ModelFn model = [&](const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& ctx) {
+  rdm::sampler::ModelFn model = [&](const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& ctx) {
     ++calls;
     EXPECT_EQ(x.size(0), 4);
     EXPECT_TRUE(torch::equal(x.slice(0, 0, 2), x.slice(0, 2, 4)));
@@ -181,31 +181,31 @@ TEST(SamplerGuidance, OneBatchUncondFirst) {
     return x + ctx.sum({1, 2}).ne(0).to(x.scalar_type()).view({-1, 1, 1, 1});
   };
   const double s = 5.0;
-  auto eps = rdm::classifier_free_guidance(model, c, uc, s);
+  auto eps = rdm::sampler::classifier_free_guidance(model, c, uc, s);
   const auto x = torch::randn({2, 16, 3, 3});
   const auto e = eps(x, torch::full({2}, 7, torch::kInt64));
   EXPECT_EQ(calls, 1);
   EXPECT_TRUE(torch::allclose(e, x + s * 1.0));  // e_u + s (e_c - e_u)
   // scale 1 (or no uc): one plain call on the conditional batch
   calls = 0;
-  rdm::ModelFn plain = [&](const torch::Tensor& xx, const torch::Tensor&, const torch::Tensor& ctx) {
+  rdm::sampler::ModelFn plain = [&](const torch::Tensor& xx, const torch::Tensor&, const torch::Tensor& ctx) {
     ++calls;
     EXPECT_EQ(xx.size(0), 2);
     EXPECT_TRUE(torch::equal(ctx, c));
     return xx;
   };
-  auto eps1 = rdm::classifier_free_guidance(plain, c, uc, 1.0);
+  auto eps1 = rdm::sampler::classifier_free_guidance(plain, c, uc, 1.0);
   EXPECT_TRUE(torch::equal(eps1(x, torch::full({2}, 7, torch::kInt64)), x));
   EXPECT_EQ(calls, 1);
-  EXPECT_THROW(rdm::classifier_free_guidance(model, c, torch::zeros({2, 4, 4}), 3.0), rdm::Error);
+  EXPECT_THROW(rdm::sampler::classifier_free_guidance(model, c, torch::zeros({2, 4, 4}), 3.0), rdm::Error);
 }
 
-rdm::Schedule small_schedule() {
-  rdm::ScheduleConfig sc;
+rdm::sampler::Schedule small_schedule() {
+  rdm::sampler::ScheduleConfig sc;
   sc.linear_start = 0.0015;
   sc.linear_end = 0.015;
   sc.timesteps = 1000;
-  return rdm::Schedule::make(sc);
+  return rdm::sampler::Schedule::make(sc);
 }
 
 TEST(SamplerLoops, StepCountsAndPlmsRules) {
@@ -215,54 +215,54 @@ TEST(SamplerLoops, StepCountsAndPlmsRules) {
   for (int S : {3, 7, 9, 27, 37, 111}) {
     int calls = 0;
     std::vector<int64_t> seen;
-    rdm::EpsFn eps = [&](const torch::Tensor& x, const torch::Tensor& t) {
+    rdm::sampler::EpsFn eps = [&](const torch::Tensor& x, const torch::Tensor& t) {
       ++calls;
       seen.push_back(t[0].item<int64_t>());
       return 0.1 * x;
     };
-    rdm::SamplerOptions o;
+    rdm::sampler::SamplerOptions o;
     o.steps = S;
-    auto out = rdm::ddim_sample(eps, x_T, schedule, o);
+    auto out = rdm::sampler::ddim_sample(eps, x_T, schedule, o);
     EXPECT_EQ(calls, S) << S;  // exactly S model calls, no crash
     EXPECT_TRUE(torch::isfinite(out).all().item<bool>());
     EXPECT_TRUE(std::is_sorted(seen.rbegin(), seen.rend()));
     EXPECT_LT(seen.front(), 1000);
     calls = 0;
-    out = rdm::plms_sample(eps, x_T, schedule, o);
+    out = rdm::sampler::plms_sample(eps, x_T, schedule, o);
     EXPECT_EQ(calls, S + 1) << S;  // PLMS: one extra call in the first step
     // the reference path fails where the reference fails, and runs 8 steps for S = 7
     o.reference_timesteps = true;
     calls = 0;
     if (S == 7) {
-      rdm::ddim_sample(eps, x_T, schedule, o);
+      rdm::sampler::ddim_sample(eps, x_T, schedule, o);
       EXPECT_EQ(calls, 8);
     } else {
-      EXPECT_THROW(rdm::ddim_sample(eps, x_T, schedule, o), rdm::Error) << S;
+      EXPECT_THROW(rdm::sampler::ddim_sample(eps, x_T, schedule, o), rdm::Error) << S;
     }
   }
-  rdm::SamplerOptions o;
+  rdm::sampler::SamplerOptions o;
   o.steps = 5;
   o.eta = 0.5;
-  rdm::EpsFn eps = [](const torch::Tensor& x, const torch::Tensor&) { return x * 0; };
-  EXPECT_THROW(rdm::plms_sample(eps, x_T, schedule, o), rdm::Error);  // PLMS needs eta = 0
+  rdm::sampler::EpsFn eps = [](const torch::Tensor& x, const torch::Tensor&) { return x * 0; };
+  EXPECT_THROW(rdm::sampler::plms_sample(eps, x_T, schedule, o), rdm::Error);  // PLMS needs eta = 0
   o.eta = -1;
-  EXPECT_THROW(rdm::ddim_sample(eps, x_T, schedule, o), rdm::Error);
+  EXPECT_THROW(rdm::sampler::ddim_sample(eps, x_T, schedule, o), rdm::Error);
 }
 
 TEST(SamplerLoops, NoiseIsInjectableAndGeneratorDeterministic) {
   const auto schedule = small_schedule();
   torch::manual_seed(2);
   const auto x_T = torch::randn({2, 4, 3, 3});
-  rdm::EpsFn eps = [](const torch::Tensor& x, const torch::Tensor&) { return 0.5 * x; };
-  rdm::SamplerOptions o;
+  rdm::sampler::EpsFn eps = [](const torch::Tensor& x, const torch::Tensor&) { return 0.5 * x; };
+  rdm::sampler::SamplerOptions o;
   o.steps = 4;
   o.eta = 1.0;
   auto g1 = torch::make_generator<at::CPUGeneratorImpl>(42);
   auto g2 = torch::make_generator<at::CPUGeneratorImpl>(42);
   o.generator = g1;
-  auto a = rdm::ddim_sample(eps, x_T, schedule, o);
+  auto a = rdm::sampler::ddim_sample(eps, x_T, schedule, o);
   o.generator = g2;
-  auto b = rdm::ddim_sample(eps, x_T, schedule, o);
+  auto b = rdm::sampler::ddim_sample(eps, x_T, schedule, o);
   EXPECT_TRUE(torch::equal(a, b));
   // zero injected noise == the eta-free update with sigma kept in the direction term
   std::vector<int> asked;
@@ -270,15 +270,15 @@ TEST(SamplerLoops, NoiseIsInjectableAndGeneratorDeterministic) {
     asked.push_back(i);
     return torch::zeros_like(x_T);
   };
-  auto z = rdm::ddim_sample(eps, x_T, schedule, o);
+  auto z = rdm::sampler::ddim_sample(eps, x_T, schedule, o);
   EXPECT_EQ(asked, (std::vector<int>{0, 1, 2, 3}));
   EXPECT_FALSE(torch::equal(z, a));
   // by hand: one step of DDIM with eta = 1 and zero noise
-  rdm::SamplerOptions one;
+  rdm::sampler::SamplerOptions one;
   one.steps = 1;
   one.eta = 1.0;
   one.noise = [&](int) { return torch::zeros_like(x_T); };
-  auto y = rdm::ddim_sample(eps, x_T, schedule, one);
+  auto y = rdm::sampler::ddim_sample(eps, x_T, schedule, one);
   const double a_t = schedule.alphas_cumprod[1].item<double>();  // timestep 1
   const double a_prev = schedule.alphas_cumprod[0].item<double>();
   const double sigma = std::sqrt((1 - a_prev) / (1 - a_t) * (1 - a_t / a_prev));

@@ -5,23 +5,23 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include "rdm/error.hpp"
+#include "rdm/runtime/error.hpp"
 #include "rdm/sampler/ddim.hpp"
 #include "rdm/sampler/plms.hpp"
 #include "rdm/sampler/schedule.hpp"
 
 namespace {
 
-rdm::Schedule schedule() {
-  rdm::ScheduleConfig c;
+rdm::sampler::Schedule schedule() {
+  rdm::sampler::ScheduleConfig c;
   c.timesteps = 1000;
   c.linear_start = 0.0015;
   c.linear_end = 0.015;
-  return rdm::Schedule::make(c);
+  return rdm::sampler::Schedule::make(c);
 }
 
 // eps = 0.1 x until call `bad` (1-based), which returns `value` in one element.
-rdm::EpsFn eps_breaking_at(int bad, float value, int* calls) {
+rdm::sampler::EpsFn eps_breaking_at(int bad, float value, int* calls) {
   return [=](const torch::Tensor& x, const torch::Tensor&) {
     ++*calls;
     auto e = x * 0.1;
@@ -33,12 +33,12 @@ rdm::EpsFn eps_breaking_at(int bad, float value, int* calls) {
   };
 }
 
-std::string run_ddim(const rdm::EpsFn& eps, int steps) {
-  rdm::SamplerOptions o;
+std::string run_ddim(const rdm::sampler::EpsFn& eps, int steps) {
+  rdm::sampler::SamplerOptions o;
   o.steps = steps;
   auto x = torch::randn({2, 4, 8, 8}, torch::TensorOptions().dtype(torch::kFloat32));
   try {
-    rdm::ddim_sample(eps, x, schedule(), o, {});
+    rdm::sampler::ddim_sample(eps, x, schedule(), o, {});
   } catch (const rdm::Error& e) {
     return e.what();
   }
@@ -69,14 +69,14 @@ TEST(SamplerGuard, DdimStopsAtNonFiniteLatent) {
 }
 
 TEST(SamplerGuard, PlmsStopsAtNonFiniteUNetOutput) {
-  rdm::SamplerOptions o;
+  rdm::sampler::SamplerOptions o;
   o.steps = 5;
   int calls = 0;
   // PLMS calls the model twice in its first step: call 4 belongs to step 3.
   auto eps = eps_breaking_at(4, std::numeric_limits<float>::quiet_NaN(), &calls);
   std::string msg;
   try {
-    rdm::plms_sample(eps, torch::randn({1, 4, 8, 8}), schedule(), o, {});
+    rdm::sampler::plms_sample(eps, torch::randn({1, 4, 8, 8}), schedule(), o, {});
   } catch (const rdm::Error& e) {
     msg = e.what();
   }

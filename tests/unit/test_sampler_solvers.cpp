@@ -9,19 +9,19 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include "rdm/error.hpp"
+#include "rdm/runtime/error.hpp"
 #include "rdm/sampler/ddim.hpp"
 #include "rdm/sampler/solvers.hpp"
 
 namespace {
-using rdm::SamplerOptions;
-using rdm::Schedule;
+using rdm::sampler::SamplerOptions;
+using rdm::sampler::Schedule;
 
-Schedule rdm_schedule() {
-  rdm::ScheduleConfig c;
+sampler::Schedule rdm_schedule() {
+  rdm::sampler::ScheduleConfig c;
   c.linear_start = 0.0015;
   c.linear_end = 0.015;
-  return Schedule::make(c);
+  return sampler::Schedule::make(c);
 }
 
 // Data x0 ~ N(mu, s^2) per element: the exact eps prediction is
@@ -29,14 +29,14 @@ Schedule rdm_schedule() {
 // z = (x - alpha mu) / sqrt(alpha^2 s^2 + sigma^2) constant along a trajectory.
 constexpr double kMu = 0.3, kS = 0.5;
 
-double abar_at(const Schedule& s, int64_t t) { return s.alphas_cumprod[t].item<double>(); }
+double abar_at(const sampler::Schedule& s, int64_t t) { return s.alphas_cumprod[t].item<double>(); }
 
 double toy_eps_scalar(double x, double abar) {
   const double a = std::sqrt(abar), sg = std::sqrt(1 - abar);
   return sg * (x - a * kMu) / (a * a * kS * kS + sg * sg);
 }
 
-rdm::EpsFn toy_eps(const Schedule& s) {
+rdm::sampler::EpsFn toy_eps(const sampler::Schedule& s) {
   return [&s](const torch::Tensor& x, const torch::Tensor& t) {
     auto abar = s.alphas_cumprod.to(torch::kFloat64).index_select(0, t.to(torch::kCPU)).to(x.device());
     std::vector<int64_t> shape(static_cast<size_t>(x.dim()), 1);
@@ -52,8 +52,8 @@ torch::Tensor x_T(int64_t b, torch::Dtype dt = torch::kFloat64) {
   return torch::randn({b, 2, 3, 3}, torch::TensorOptions().dtype(dt));
 }
 
-SamplerOptions opts(int steps, const std::string& spacing = "uniform") {
-  SamplerOptions o;
+sampler::SamplerOptions opts(int steps, const std::string& spacing = "uniform") {
+  sampler::SamplerOptions o;
   o.steps = steps;
   o.spacing = spacing;
   return o;
@@ -63,7 +63,7 @@ SamplerOptions opts(int steps, const std::string& spacing = "uniform") {
 struct Levels {
   std::vector<double> alpha, sigma, lambda;
 };
-Levels levels(const Schedule& s, const std::vector<int64_t>& ascending) {
+Levels levels(const sampler::Schedule& s, const std::vector<int64_t>& ascending) {
   Levels l;
   std::vector<double> abars;
   for (auto it = ascending.rbegin(); it != ascending.rend(); ++it) abars.push_back(abar_at(s, *it));
@@ -77,7 +77,7 @@ Levels levels(const Schedule& s, const std::vector<int64_t>& ascending) {
 }
 
 // DPM-Solver++(2M), Algorithm 2 of arXiv 2211.01095, one scalar at a time; first and last step first order.
-double dpmpp2m_scalar(double x, const Schedule& s, const Levels& l) {
+double dpmpp2m_scalar(double x, const sampler::Schedule& s, const Levels& l) {
   const size_t n = l.alpha.size() - 1;
   double x0_prev = 0, h_prev = 0;
   for (size_t i = 0; i < n; ++i) {
@@ -166,13 +166,13 @@ double max_abs_diff_scalar(const torch::Tensor& got, const torch::Tensor& x0,
 }
 
 TEST(SamplerSolvers, DpmSolverPlusPlus2MMatchesFloat64Reimplementation) {
-  const Schedule s = rdm_schedule();
+  const sampler::Schedule s = rdm_schedule();
   for (const std::string spacing : {"uniform", "trailing", "karras"}) {
     for (int steps : {1, 2, 3, 10, 20}) {
       const auto o = opts(steps, spacing);
-      const auto l = levels(s, rdm::spaced_timesteps(spacing, o, s.alphas_cumprod));
+      const auto l = levels(s, rdm::sampler::spaced_timesteps(spacing, o, s.alphas_cumprod));
       const auto x = x_T(2);
-      const auto got = rdm::dpmpp_2m_sample(toy_eps(s), x, s, o);
+      const auto got = rdm::sampler::dpmpp_2m_sample(toy_eps(s), x, s, o);
       EXPECT_LT(max_abs_diff_scalar(got, x, [&](double v) { return dpmpp2m_scalar(v, s, l); }), 1e-6)
           << spacing << " " << steps;
     }
@@ -180,13 +180,13 @@ TEST(SamplerSolvers, DpmSolverPlusPlus2MMatchesFloat64Reimplementation) {
 }
 
 TEST(SamplerSolvers, UniPC2MatchesFloat64Reimplementation) {
-  const Schedule s = rdm_schedule();
+  const sampler::Schedule s = rdm_schedule();
   for (const std::string spacing : {"uniform", "trailing", "karras"}) {
     for (int steps : {1, 2, 3, 5, 10, 20}) {
       const auto o = opts(steps, spacing);
-      const auto l = levels(s, rdm::spaced_timesteps(spacing, o, s.alphas_cumprod));
+      const auto l = levels(s, rdm::sampler::spaced_timesteps(spacing, o, s.alphas_cumprod));
       const auto x = x_T(2);
-      const auto got = rdm::unipc_sample(toy_eps(s), x, s, o);
+      const auto got = rdm::sampler::unipc_sample(toy_eps(s), x, s, o);
       EXPECT_LT(max_abs_diff_scalar(got, x, [&](double v) { return unipc2_scalar(v, l); }), 1e-6)
           << spacing << " " << steps;
     }
@@ -196,32 +196,32 @@ TEST(SamplerSolvers, UniPC2MatchesFloat64Reimplementation) {
 TEST(SamplerSolvers, FirstOrderStepsEqualDdim) {
   // Two steps: both DPM-Solver++ steps are first order, i.e. DDIM (eta 0). Euler with eta 0 is
   // DDIM too (DDIM is Euler's method in x / alpha for an eps-model).
-  const Schedule s = rdm_schedule();
+  const sampler::Schedule s = rdm_schedule();
   for (int steps : {1, 2}) {
     const auto x = x_T(3);
-    const auto ddim = rdm::ddim_sample(toy_eps(s), x, s, opts(steps));
-    EXPECT_LT((rdm::dpmpp_2m_sample(toy_eps(s), x, s, opts(steps)) - ddim).abs().max().item<double>(), 1e-6);
-    EXPECT_LT((rdm::unipc_sample(toy_eps(s), x, s, opts(1)) - rdm::ddim_sample(toy_eps(s), x, s, opts(1)))
+    const auto ddim = rdm::sampler::ddim_sample(toy_eps(s), x, s, opts(steps));
+    EXPECT_LT((rdm::sampler::dpmpp_2m_sample(toy_eps(s), x, s, opts(steps)) - ddim).abs().max().item<double>(), 1e-6);
+    EXPECT_LT((rdm::sampler::unipc_sample(toy_eps(s), x, s, opts(1)) - rdm::sampler::ddim_sample(toy_eps(s), x, s, opts(1)))
                   .abs().max().item<double>(), 1e-6);
   }
   for (int steps : {1, 5, 20}) {
     const auto x = x_T(3);
     auto o = opts(steps);
-    EXPECT_LT((rdm::euler_ancestral_sample(toy_eps(s), x, s, o) - rdm::ddim_sample(toy_eps(s), x, s, o))
+    EXPECT_LT((rdm::sampler::euler_ancestral_sample(toy_eps(s), x, s, o) - rdm::sampler::ddim_sample(toy_eps(s), x, s, o))
                   .abs().max().item<double>(), 1e-6) << steps;
   }
 }
 
 TEST(SamplerSolvers, EulerAncestralMatchesScalarUpdate) {
-  const Schedule s = rdm_schedule();
+  const sampler::Schedule s = rdm_schedule();
   auto o = opts(6, "trailing");
   o.eta = 1.0;
   std::vector<torch::Tensor> noises;
   for (int i = 0; i < 6; ++i) noises.push_back(torch::randn({2, 2, 3, 3}, torch::kFloat64));
   o.noise = [&](int i) { return noises[static_cast<size_t>(i)]; };
   const auto x = x_T(2);
-  const auto got = rdm::euler_ancestral_sample(toy_eps(s), x, s, o).flatten();
-  const auto l = levels(s, rdm::spaced_timesteps("trailing", o, s.alphas_cumprod));
+  const auto got = rdm::sampler::euler_ancestral_sample(toy_eps(s), x, s, o).flatten();
+  const auto l = levels(s, rdm::sampler::spaced_timesteps("trailing", o, s.alphas_cumprod));
   auto xf = x.flatten();
   for (int64_t e = 0; e < xf.numel(); ++e) {
     double v = xf[e].item<double>();
@@ -242,13 +242,13 @@ TEST(SamplerSolvers, ConvergeToTheExactFlowFasterThanDdim) {
   // Gaussian data: the probability-flow ODE has a closed-form solution. At equal model calls the
   // higher-order solvers land closer to it than DDIM, and they converge at second order (halving
   // the step divides the error by about 4; DDIM's by about 2).
-  const Schedule s = rdm_schedule();
+  const sampler::Schedule s = rdm_schedule();
   auto err = [&](const std::string& name, int steps, int order = 2) {
     auto o = opts(steps);
     o.order = order;
-    const auto asc = rdm::spaced_timesteps("uniform", o, s.alphas_cumprod);
+    const auto asc = rdm::sampler::spaced_timesteps("uniform", o, s.alphas_cumprod);
     const auto x = x_T(4);
-    const auto got = rdm::run_sampler(name, toy_eps(s), x, s, o);
+    const auto got = rdm::sampler::run_sampler(name, toy_eps(s), x, s, o);
     const double from = abar_at(s, asc.back()), to = abar_at(s, 0);
     return max_abs_diff_scalar(got, x, [&](double v) { return exact_flow(v, from, to); });
   };
@@ -268,7 +268,7 @@ TEST(SamplerSolvers, ConvergeToTheExactFlowFasterThanDdim) {
 }
 
 TEST(SamplerSolvers, BitIdenticalAcrossBatchSizes) {
-  const Schedule s = rdm_schedule();
+  const sampler::Schedule s = rdm_schedule();
   for (const std::string name : {"dpmpp2m", "unipc", "euler_a"}) {
     auto o = opts(7, "karras");
     if (name == "euler_a") o.eta = 1.0;
@@ -278,56 +278,56 @@ TEST(SamplerSolvers, BitIdenticalAcrossBatchSizes) {
     for (int i = 0; i < 7; ++i) per_image.push_back(torch::randn({4, 2, 3, 3}));
     auto batch_opts = o;
     batch_opts.noise = [&](int i) { return per_image[static_cast<size_t>(i)]; };
-    const auto all = rdm::run_sampler(name, toy_eps(s), x, s, batch_opts);
+    const auto all = rdm::sampler::run_sampler(name, toy_eps(s), x, s, batch_opts);
     EXPECT_EQ(all.scalar_type(), torch::kFloat32);
     for (int64_t b = 0; b < 4; ++b) {
       auto one_opts = o;
       one_opts.noise = [&, b](int i) { return per_image[static_cast<size_t>(i)].narrow(0, b, 1); };
-      const auto one = rdm::run_sampler(name, toy_eps(s), x.narrow(0, b, 1), s, one_opts);
+      const auto one = rdm::sampler::run_sampler(name, toy_eps(s), x.narrow(0, b, 1), s, one_opts);
       EXPECT_TRUE(torch::equal(one, all.narrow(0, b, 1))) << name << " image " << b;
     }
   }
 }
 
 TEST(SamplerSolvers, OneModelCallPerStep) {
-  const Schedule s = rdm_schedule();
-  for (const std::string& name : rdm::sampler_names()) {
+  const sampler::Schedule s = rdm_schedule();
+  for (const std::string& name : rdm::sampler::sampler_names()) {
     if (name == "plms") continue;  // PLMS's first step calls the model twice
-    rdm::SamplerTrace tr;
+    rdm::sampler::SamplerTrace tr;
     auto o = opts(9, "trailing");
     o.trace = &tr;
-    rdm::run_sampler(name, toy_eps(s), x_T(1), s, o);
+    rdm::sampler::run_sampler(name, toy_eps(s), x_T(1), s, o);
     EXPECT_EQ(tr.model_calls, 9) << name;
     EXPECT_EQ(tr.sampling_timesteps_in_order.size(), 9u) << name;
   }
 }
 
 TEST(SamplerSolvers, Spacings) {
-  const Schedule s = rdm_schedule();
+  const sampler::Schedule s = rdm_schedule();
   auto o = opts(50);
-  const auto trailing = rdm::spaced_timesteps("trailing", o, s.alphas_cumprod);
+  const auto trailing = rdm::sampler::spaced_timesteps("trailing", o, s.alphas_cumprod);
   ASSERT_EQ(trailing.size(), 50u);
   for (size_t i = 0; i < 50; ++i) EXPECT_EQ(trailing[i], static_cast<int64_t>(19 + 20 * i));
-  EXPECT_EQ(rdm::spaced_timesteps("uniform", o, s.alphas_cumprod), rdm::sampler_timesteps(o, 1000));
+  EXPECT_EQ(rdm::sampler::spaced_timesteps("uniform", o, s.alphas_cumprod), rdm::sampler::sampler_timesteps(o, 1000));
   for (int steps : {1, 2, 5, 25, 50, 200}) {
-    const auto k = rdm::spaced_timesteps("karras", opts(steps), s.alphas_cumprod);
+    const auto k = rdm::sampler::spaced_timesteps("karras", opts(steps), s.alphas_cumprod);
     ASSERT_EQ(k.size(), static_cast<size_t>(steps));
     EXPECT_EQ(k.back(), 999);
     if (steps > 1) EXPECT_EQ(k.front(), 1);
     for (size_t i = 1; i < k.size(); ++i) EXPECT_LT(k[i - 1], k[i]);
   }
   // Karras spends more steps at low noise than uniform.
-  const auto k = rdm::spaced_timesteps("karras", opts(20), s.alphas_cumprod);
-  const auto u = rdm::spaced_timesteps("uniform", opts(20), s.alphas_cumprod);
+  const auto k = rdm::sampler::spaced_timesteps("karras", opts(20), s.alphas_cumprod);
+  const auto u = rdm::sampler::spaced_timesteps("uniform", opts(20), s.alphas_cumprod);
   auto low = [](const std::vector<int64_t>& v) { return std::count_if(v.begin(), v.end(), [](int64_t t) { return t < 100; }); };
   EXPECT_GT(low(k), low(u));
 
-  EXPECT_THROW(rdm::spaced_timesteps("cosine", o, s.alphas_cumprod), rdm::Error);
-  EXPECT_THROW(rdm::run_sampler("heun", toy_eps(s), x_T(1), s, o), rdm::Error);
+  EXPECT_THROW(rdm::sampler::spaced_timesteps("cosine", o, s.alphas_cumprod), rdm::Error);
+  EXPECT_THROW(rdm::sampler::run_sampler("heun", toy_eps(s), x_T(1), s, o), rdm::Error);
   auto bad = opts(5);
   bad.eta = 0.5;
-  EXPECT_THROW(rdm::dpmpp_2m_sample(toy_eps(s), x_T(1), s, bad), rdm::Error);
-  EXPECT_THROW(rdm::unipc_sample(toy_eps(s), x_T(1), s, bad), rdm::Error);
+  EXPECT_THROW(rdm::sampler::dpmpp_2m_sample(toy_eps(s), x_T(1), s, bad), rdm::Error);
+  EXPECT_THROW(rdm::sampler::unipc_sample(toy_eps(s), x_T(1), s, bad), rdm::Error);
 }
 
 }  // namespace

@@ -12,7 +12,7 @@
 
 #include "unit/error_of.hpp"
 #include "io_test_util.hpp"
-#include "rdm/error.hpp"
+#include "rdm/runtime/error.hpp"
 #include "rdm/io/text_file.hpp"
 
 namespace {

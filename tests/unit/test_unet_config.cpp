@@ -9,14 +9,14 @@
 
 #include <nlohmann/json.hpp>
 
-#include "rdm/config.hpp"
-#include "rdm/error.hpp"
-#include "rdm/unet.hpp"
+#include "rdm/ldm/config.hpp"
+#include "rdm/runtime/error.hpp"
+#include "rdm/ldm/unet.hpp"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-using rdm::LdmConfig;
-using rdm::UNetConfig;
+using rdm::ldm::LdmConfig;
+using rdm::ldm::UNetConfig;
 
 namespace {
 fs::path source_dir() {
@@ -64,7 +64,7 @@ void expect_error(F&& f, const std::string& needle) {
 }  // namespace
 
 TEST(UnetConfig, ShippedRdm768YamlParses) {
-  const LdmConfig c = LdmConfig::from_file(source_dir() / "models" / "rdm-768.yaml");
+  const ldm::LdmConfig c = ldm::LdmConfig::from_file(source_dir() / "models" / "rdm-768.yaml");
   EXPECT_EQ(c.unet.model_channels, 448);
   EXPECT_EQ(c.unet.channel_mult, (std::vector<int64_t>{1, 2, 3, 4}));
   EXPECT_EQ(c.unet.attention_resolutions, (std::vector<int64_t>{4, 2, 1}));
@@ -80,7 +80,7 @@ TEST(UnetConfig, ShippedRdm768YamlParses) {
   EXPECT_EQ(c.schedule.timesteps, 1000);
   EXPECT_EQ(c.schedule.beta_schedule, "linear");
   EXPECT_TRUE(c.use_ema);
-  EXPECT_EQ(c.first_stage.kind, rdm::AutoencoderKind::KL);
+  EXPECT_EQ(c.first_stage.kind, rdm::ldm::AutoencoderKind::KL);
   EXPECT_EQ(c.first_stage.ddconfig.ch, 128);
   EXPECT_EQ(c.downsample_factor(), 16);
   EXPECT_EQ(c.channels, 16);
@@ -90,11 +90,11 @@ TEST(UnetConfig, ShippedRdm768YamlParses) {
 
 TEST(UnetConfig, YamlAndJsonAgree) {
   json doc = {{"model", {{"target", "ldm.models.diffusion.ddpm.LatentDiffusion"}, {"params", tiny_params()}}}};
-  const LdmConfig a = LdmConfig::from_string(doc.dump(), "tiny.json");
-  const LdmConfig b = LdmConfig::from_json(tiny_params());
+  const ldm::LdmConfig a = ldm::LdmConfig::from_string(doc.dump(), "tiny.json");
+  const ldm::LdmConfig b = ldm::LdmConfig::from_json(tiny_params());
   // The same document as YAML (JSON is valid YAML flow syntax; parsed by yaml-cpp here).
-  const LdmConfig y = LdmConfig::from_string("# yaml\n" + doc.dump(2), "tiny.yaml");
-  for (const LdmConfig* c : {&a, &b, &y}) {
+  const ldm::LdmConfig y = ldm::LdmConfig::from_string("# yaml\n" + doc.dump(2), "tiny.yaml");
+  for (const ldm::LdmConfig* c : {&a, &b, &y}) {
     EXPECT_EQ(c->unet.model_channels, 32);
     EXPECT_EQ(c->unet.num_heads, 4);
     EXPECT_EQ(c->unet.transformer_depth, 2);
@@ -110,38 +110,38 @@ TEST(UnetConfig, YamlScalarsTyped) {
   const std::string from = "    scale_factor: 0.22765929";
   ASSERT_NE(yaml.find(from), std::string::npos);
   yaml.replace(yaml.find(from), from.size(), "    scale_factor: 5e-1");
-  EXPECT_DOUBLE_EQ(LdmConfig::from_string(yaml, "x.yaml").scale_factor, 0.5);
+  EXPECT_DOUBLE_EQ(ldm::LdmConfig::from_string(yaml, "x.yaml").scale_factor, 0.5);
   // A quoted number is a string: rejected with the key named.
   std::string q = yaml;
   q.replace(q.find("    scale_factor: 5e-1"), 22, "    scale_factor: '5'");
-  expect_error([&] { LdmConfig::from_string(q, "q.yaml"); }, "model.params.scale_factor");
+  expect_error([&] { ldm::LdmConfig::from_string(q, "q.yaml"); }, "model.params.scale_factor");
 }
 
 TEST(UnetConfig, UnknownKeysAreNamed) {
   {
     json p = tiny_params();
     p["unet_config"]["params"]["num_head_chanels"] = 8;
-    expect_error([&] { LdmConfig::from_json(p); }, "model.params.unet_config.params.num_head_chanels");
+    expect_error([&] { ldm::LdmConfig::from_json(p); }, "model.params.unet_config.params.num_head_chanels");
   }
   {
     json p = tiny_params();
     p["sampler_magic"] = true;
-    expect_error([&] { LdmConfig::from_json(p); }, "model.params.sampler_magic");
+    expect_error([&] { ldm::LdmConfig::from_json(p); }, "model.params.sampler_magic");
   }
   {
     json p = tiny_params();
     p["unet_config"]["extra"] = 1;
-    expect_error([&] { LdmConfig::from_json(p); }, "model.params.unet_config.extra");
+    expect_error([&] { ldm::LdmConfig::from_json(p); }, "model.params.unet_config.extra");
   }
   {
     json p = tiny_params();
     p["first_stage_config"]["params"]["ddconfig"]["z_chanels"] = 4;
-    expect_error([&] { LdmConfig::from_json(p); }, "z_chanels");
+    expect_error([&] { ldm::LdmConfig::from_json(p); }, "z_chanels");
   }
   {
     json doc = {{"model", {{"target", "ldm.models.diffusion.ddpm.LatentDiffusion"}, {"params", tiny_params()}}},
                 {"trainer", json::object()}};
-    expect_error([&] { LdmConfig::from_string(doc.dump(), "doc.json"); }, "unknown key 'trainer'");
+    expect_error([&] { ldm::LdmConfig::from_string(doc.dump(), "doc.json"); }, "unknown key 'trainer'");
   }
   // Training-only sections and keys are accepted.
   json doc = {{"model", {{"target", "ldm.models.diffusion.ddpm.LatentDiffusion"}, {"base_learning_rate", 1e-4},
@@ -149,7 +149,7 @@ TEST(UnetConfig, UnknownKeysAreNamed) {
               {"data", {{"target", "main.DataModuleFromConfig"}}},
               {"lightning", {{"trainer", {{"benchmark", true}}}}}};
   doc["model"]["params"]["scheduler_config"] = {{"target", "ldm.lr_scheduler.LambdaLinearScheduler"}};
-  EXPECT_NO_THROW(LdmConfig::from_string(doc.dump(), "doc.json"));
+  EXPECT_NO_THROW(ldm::LdmConfig::from_string(doc.dump(), "doc.json"));
 }
 
 TEST(UnetConfig, UnsupportedAndInvalidValues) {
@@ -158,54 +158,54 @@ TEST(UnetConfig, UnsupportedAndInvalidValues) {
     p["unet_config"]["params"][key] = v;
     return p;
   };
-  expect_error([&] { LdmConfig::from_json(with("dims", 3)); }, "unet_config.params.dims");
-  expect_error([&] { LdmConfig::from_json(with("num_classes", 1000)); }, "num_classes");
-  expect_error([&] { LdmConfig::from_json(with("use_fp16", true)); }, "use_fp16");
-  expect_error([&] { LdmConfig::from_json(with("model_channels", "32")); }, "unet_config.params.model_channels");
-  expect_error([&] { LdmConfig::from_json(with("use_spatial_transformer", false)); }, "context_dim");
+  expect_error([&] { ldm::LdmConfig::from_json(with("dims", 3)); }, "unet_config.params.dims");
+  expect_error([&] { ldm::LdmConfig::from_json(with("num_classes", 1000)); }, "num_classes");
+  expect_error([&] { ldm::LdmConfig::from_json(with("use_fp16", true)); }, "use_fp16");
+  expect_error([&] { ldm::LdmConfig::from_json(with("model_channels", "32")); }, "unet_config.params.model_channels");
+  expect_error([&] { ldm::LdmConfig::from_json(with("use_spatial_transformer", false)); }, "context_dim");
   {
     json p = tiny_params();
     p["unet_config"]["params"].erase("num_heads");
-    expect_error([&] { LdmConfig::from_json(p); }, "num_head_channels");
+    expect_error([&] { ldm::LdmConfig::from_json(p); }, "num_head_channels");
   }
   {
     json p = tiny_params();
     p["unet_config"]["params"].erase("in_channels");
-    expect_error([&] { LdmConfig::from_json(p); }, "unet_config.params.in_channels' is missing");
+    expect_error([&] { ldm::LdmConfig::from_json(p); }, "unet_config.params.in_channels' is missing");
   }
   {
     json p = tiny_params();
     p["conditioning_key"] = "concat";
-    expect_error([&] { LdmConfig::from_json(p); }, "model.params.conditioning_key");
+    expect_error([&] { ldm::LdmConfig::from_json(p); }, "model.params.conditioning_key");
   }
   {
     json p = tiny_params();
     p.erase("conditioning_key");  // concat_mode defaults to true -> 'concat' as in the reference
-    expect_error([&] { LdmConfig::from_json(p); }, "concat");
+    expect_error([&] { ldm::LdmConfig::from_json(p); }, "concat");
     p["concat_mode"] = false;
-    EXPECT_EQ(LdmConfig::from_json(p).conditioning_key, "crossattn");
+    EXPECT_EQ(ldm::LdmConfig::from_json(p).conditioning_key, "crossattn");
   }
   {
     json p = tiny_params();
     p["parameterization"] = "x0";
-    expect_error([&] { LdmConfig::from_json(p); }, "parameterization");
+    expect_error([&] { ldm::LdmConfig::from_json(p); }, "parameterization");
   }
   {
     json p = tiny_params();
     p["cond_stage_config"] = {{"target", "ldm.modules.encoders.modules.BERTEmbedder"}};
-    expect_error([&] { LdmConfig::from_json(p); }, "cond_stage_config.target");
+    expect_error([&] { ldm::LdmConfig::from_json(p); }, "cond_stage_config.target");
   }
   {
     json p = tiny_params();
     p["channels"] = 3;
-    expect_error([&] { LdmConfig::from_json(p); }, "model.params.channels");
+    expect_error([&] { ldm::LdmConfig::from_json(p); }, "model.params.channels");
   }
-  expect_error([] { LdmConfig::from_file("/nonexistent/x.yaml"); }, "/nonexistent/x.yaml");
-  expect_error([] { LdmConfig::from_string("model: [1, 2", "broken.yaml"); }, "broken.yaml");
+  expect_error([] { ldm::LdmConfig::from_file("/nonexistent/x.yaml"); }, "/nonexistent/x.yaml");
+  expect_error([] { ldm::LdmConfig::from_string("model: [1, 2", "broken.yaml"); }, "broken.yaml");
 }
 
 TEST(UnetConfig, HeadsRule) {
-  UNetConfig c;
+  ldm::UNetConfig c;
   c.in_channels = c.out_channels = 4;
   c.model_channels = 448;
   c.num_res_blocks = 2;
@@ -214,27 +214,27 @@ TEST(UnetConfig, HeadsRule) {
   // num_head_channels: heads = ch / 32, width 32 (RDM: 14, 28, 42, 56 heads)
   c.num_head_channels = 32;
   for (int64_t ch : {448, 896, 1344, 1792}) {
-    const auto h = rdm::head_layout(c, ch, false);
+    const auto h = rdm::ldm::head_layout(c, ch, false);
     EXPECT_EQ(h.heads, ch / 32);
     EXPECT_EQ(h.dim_head, 32);
   }
   // num_heads only: fixed head count, width ch / heads (legacy truncation: 96 / 5 = 19)
   c.num_head_channels = -1;
   c.num_heads = 8;
-  EXPECT_EQ(rdm::head_layout(c, 448, false).heads, 8);
-  EXPECT_EQ(rdm::head_layout(c, 448, false).dim_head, 56);
+  EXPECT_EQ(rdm::ldm::head_layout(c, 448, false).heads, 8);
+  EXPECT_EQ(rdm::ldm::head_layout(c, 448, false).dim_head, 56);
   c.num_heads = 5;
-  EXPECT_EQ(rdm::head_layout(c, 96, true).heads, 5);
-  EXPECT_EQ(rdm::head_layout(c, 96, true).dim_head, 19);
+  EXPECT_EQ(rdm::ldm::head_layout(c, 96, true).heads, 5);
+  EXPECT_EQ(rdm::ldm::head_layout(c, 96, true).dim_head, 19);
   // AttentionBlock UNets: output blocks use num_heads_upsample
   c.use_spatial_transformer = false;
   c.context_dim.reset();
   c.num_heads = 4;
   c.num_heads_upsample = 2;
-  EXPECT_EQ(rdm::head_layout(c, 256, false).heads, 4);
-  EXPECT_EQ(rdm::head_layout(c, 256, true).heads, 2);
-  EXPECT_EQ(rdm::head_layout(c, 256, true).dim_head, 128);
+  EXPECT_EQ(rdm::ldm::head_layout(c, 256, false).heads, 4);
+  EXPECT_EQ(rdm::ldm::head_layout(c, 256, true).heads, 2);
+  EXPECT_EQ(rdm::ldm::head_layout(c, 256, true).dim_head, 128);
   c.num_head_channels = 64;
-  EXPECT_EQ(rdm::head_layout(c, 256, true).heads, 4);
-  EXPECT_EQ(rdm::head_layout(c, 256, true).dim_head, 64);
+  EXPECT_EQ(rdm::ldm::head_layout(c, 256, true).heads, 4);
+  EXPECT_EQ(rdm::ldm::head_layout(c, 256, true).dim_head, 64);
 }

@@ -11,21 +11,21 @@
 
 #include <nlohmann/json.hpp>
 
-#include "rdm/attention.hpp"
-#include "rdm/config.hpp"
-#include "rdm/error.hpp"
-#include "rdm/io/safetensors.hpp"
-#include "rdm/io/state_dict.hpp"
-#include "rdm/latent_diffusion.hpp"
-#include "rdm/unet.hpp"
+#include "rdm/ldm/attention.hpp"
+#include "rdm/ldm/config.hpp"
+#include "rdm/runtime/error.hpp"
+#include "rdm/formats/safetensors.hpp"
+#include "rdm/formats/state_dict.hpp"
+#include "rdm/ldm/latent_diffusion.hpp"
+#include "rdm/ldm/unet.hpp"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
 using namespace rdm;
 
 namespace {
-UNetConfig small_config() {
-  UNetConfig c;
+ldm::UNetConfig small_config() {
+  ldm::UNetConfig c;
   c.image_size = 8;
   c.in_channels = c.out_channels = 4;
   c.model_channels = 32;
@@ -57,8 +57,8 @@ TEST(UnetModel, KeysEqualGoldenStateDict) {
     GTEST_SKIP() << "golden folder not found: " << dir;
   std::ifstream f(dir / "config_tiny.json");
   const json doc = json::parse(f);
-  UNetModel unet(UNetConfig::from_json(doc.at(json::json_pointer("/model/params/unet_config/params"))));
-  const auto tf = io::read_safetensors(dir / "unet_weights.safetensors");
+  ldm::UNetModel unet(ldm::UNetConfig::from_json(doc.at(json::json_pointer("/model/params/unet_config/params"))));
+  const auto tf = formats::read_safetensors(dir / "unet_weights.safetensors");
   std::map<std::string, std::vector<int64_t>> want;
   for (const auto& [k, v] : tf.tensors) want[k] = v.sizes().vec();
   EXPECT_EQ(key_shapes(*unet), want);
@@ -66,7 +66,7 @@ TEST(UnetModel, KeysEqualGoldenStateDict) {
 
 TEST(UnetModel, RdmLayoutHas688Keys) {
   // The RDM 768x768 block structure at reduced widths: same 688 state-dict keys.
-  UNetConfig c;
+  ldm::UNetConfig c;
   c.image_size = 48;
   c.in_channels = c.out_channels = 16;
   c.model_channels = 32;
@@ -77,7 +77,7 @@ TEST(UnetModel, RdmLayoutHas688Keys) {
   c.use_spatial_transformer = true;
   c.context_dim = 24;
   c.use_checkpoint = true;
-  UNetModel unet(c);
+  ldm::UNetModel unet(c);
   const auto keys = key_shapes(*unet);
   EXPECT_EQ(keys.size(), 688u);
   for (const char* k : {"time_embed.0.weight", "time_embed.2.bias", "input_blocks.0.0.weight",
@@ -98,14 +98,14 @@ TEST(UnetModel, RdmLayoutHas688Keys) {
 
 TEST(UnetModel, TimestepEmbeddingCosFirst) {
   // Values from the reference notes (t = 981, dim 448).
-  const auto e = timestep_embedding(torch::tensor({981}, torch::kInt64), 448);
+  const auto e = ldm::timestep_embedding(torch::tensor({981}, torch::kInt64), 448);
   ASSERT_EQ(e.sizes(), (std::vector<int64_t>{1, 448}));
   EXPECT_NEAR(e[0][0].item<double>(), 0.67995721, 1e-6);
   EXPECT_NEAR(e[0][1].item<double>(), 0.54352313, 1e-6);
   EXPECT_NEAR(e[0][2].item<double>(), 0.34040624, 1e-6);
   EXPECT_NEAR(e[0][224].item<double>(), 0.73325181, 1e-6);
   EXPECT_NEAR(e[0][447].item<double>(), 0.10203980, 1e-6);
-  EXPECT_EQ(timestep_embedding(torch::tensor({3, 5}, torch::kInt64), 7).size(1), 7);  // odd: zero column
+  EXPECT_EQ(ldm::timestep_embedding(torch::tensor({3, 5}, torch::kInt64), 7).size(1), 7);  // odd: zero column
 }
 
 TEST(UnetModel, SlicedAttentionMatchesDirect) {
@@ -115,22 +115,22 @@ TEST(UnetModel, SlicedAttentionMatchesDirect) {
   const auto want = torch::bmm(torch::softmax(torch::bmm(q, k.transpose(1, 2)) * scale, -1), v);
   // one slice, slices of 3 (uneven tail), slices of 1
   for (int64_t bytes : {int64_t(0), int64_t(3 * 64 * 48 * 4), int64_t(1)})
-    EXPECT_LT((scaled_attention(q, k, v, scale, bytes) - want).abs().max().item<double>(), 1e-6) << bytes;
+    EXPECT_LT((ldm::scaled_attention(q, k, v, scale, bytes) - want).abs().max().item<double>(), 1e-6) << bytes;
 }
 
 TEST(UnetModel, ForwardWithOtherOptions) {
   torch::NoGradGuard ng;
   torch::manual_seed(0);
-  UNetConfig c = small_config();
+  ldm::UNetConfig c = small_config();
   c.num_head_channels = -1;
   c.num_heads = 3;  // 32 / 3: legacy width 10, inner 30 != 32 channels
   c.transformer_depth = 2;
   c.use_scale_shift_norm = true;
   c.resblock_updown = true;
-  UNetModel unet(c);
+  ldm::UNetModel unet(c);
   const auto x = torch::randn({2, 4, 8, 12});  // non-square
   const auto ctx = torch::randn({2, 3, 16});
-  Capture cap;
+  ldm::Capture cap;
   const auto out = unet->forward(x, torch::tensor({10, 900}), ctx, &cap);
   EXPECT_EQ(out.sizes(), x.sizes());
   EXPECT_TRUE(torch::isfinite(out).all().item<bool>());
@@ -144,11 +144,11 @@ TEST(UnetModel, ForwardWithOtherOptions) {
   EXPECT_THROW(unet->forward(torch::randn({1, 4, 7, 8}), torch::tensor({1}), ctx.narrow(0, 0, 1)), rdm::Error);
 
   // AttentionBlock UNet (no spatial transformer), new attention order.
-  UNetConfig a = small_config();
+  ldm::UNetConfig a = small_config();
   a.use_spatial_transformer = false;
   a.context_dim.reset();
   a.use_new_attention_order = true;
-  UNetModel ua(a);
+  ldm::UNetModel ua(a);
   const auto keys = key_shapes(*ua);
   EXPECT_TRUE(keys.count("input_blocks.1.1.qkv.weight"));
   EXPECT_EQ(keys.at("input_blocks.1.1.qkv.weight"), (std::vector<int64_t>{96, 32, 1}));
@@ -170,24 +170,24 @@ TEST(UnetModel, LatentDiffusionLoadsEmaAndDropsEncoder) {
       "out_ch": 3, "ch": 32, "ch_mult": [1, 2], "num_res_blocks": 1, "attn_resolutions": [], "dropout": 0.0},
       "lossconfig": {"target": "torch.nn.Identity"}}},
     "cond_stage_config": {"target": "torch.nn.Identity"}})");
-  const LdmConfig cfg = LdmConfig::from_json(params);
-  UNetModel raw(cfg.unet), ema(cfg.unet);
-  FirstStage fs = FirstStage::create(cfg.first_stage, true);
-  io::StateDict sd;
+  const ldm::LdmConfig cfg = ldm::LdmConfig::from_json(params);
+  ldm::UNetModel raw(cfg.unet), ema(cfg.unet);
+  ldm::FirstStage fs = ldm::FirstStage::create(cfg.first_stage, true);
+  formats::StateDict sd;
   for (const auto& p : raw->named_parameters()) sd["model.diffusion_model." + p.key()] = p.value().clone();
   for (const auto& p : ema->named_parameters())
-    sd[io::ema_key("model.diffusion_model." + p.key())] = p.value().clone();
+    sd[formats::ema_key("model.diffusion_model." + p.key())] = p.value().clone();
   sd["model_ema.decay"] = torch::tensor(0.9999f);
   sd["model_ema.num_updates"] = torch::tensor(7, torch::kInt32);
   for (const auto& p : fs.module().named_parameters()) sd["first_stage_model." + p.key()] = p.value().clone();
-  const Schedule sched = Schedule::make(cfg.schedule);
-  for (const auto& n : Schedule::persistent_buffer_names()) sd[n] = sched.buffers.at(n).clone();
+  const sampler::Schedule sched = sampler::Schedule::make(cfg.schedule);
+  for (const auto& n : sampler::Schedule::persistent_buffer_names()) sd[n] = sched.buffers.at(n).clone();
 
   const auto x = torch::randn({2, 4, 8, 8}), ctx = torch::randn({2, 5, 16});
   const auto t = torch::tensor({3, 77});
   {
-    io::StateDict copy = sd;
-    LatentDiffusion ld = LatentDiffusion::from_state_dict(std::move(copy), cfg, LoadSpec{});
+    formats::StateDict copy = sd;
+    ldm::LatentDiffusion ld = ldm::LatentDiffusion::from_state_dict(std::move(copy), cfg, ldm::LoadSpec{});
     EXPECT_TRUE(ld.uses_ema());
     EXPECT_TRUE(torch::allclose(ld.apply_model(x, t, ctx), ema->forward(x, t, ctx), 1e-5, 1e-6));
     EXPECT_EQ(ld.unet()->named_parameters().size(), ema->named_parameters().size());
@@ -198,11 +198,11 @@ TEST(UnetModel, LatentDiffusionLoadsEmaAndDropsEncoder) {
     EXPECT_EQ(ld.context_dim(), 16);
   }
   {
-    io::StateDict copy = sd;
-    LoadSpec spec;
+    formats::StateDict copy = sd;
+    ldm::LoadSpec spec;
     spec.use_ema = false;
     spec.load_encoder = true;
-    LatentDiffusion ld = LatentDiffusion::from_state_dict(std::move(copy), cfg, spec);
+    ldm::LatentDiffusion ld = ldm::LatentDiffusion::from_state_dict(std::move(copy), cfg, spec);
     EXPECT_FALSE(ld.uses_ema());
     EXPECT_TRUE(torch::allclose(ld.apply_model(x, t, ctx), raw->forward(x, t, ctx), 1e-5, 1e-6));
     const auto img = torch::randn({1, 3, 8, 8});
@@ -210,30 +210,30 @@ TEST(UnetModel, LatentDiffusionLoadsEmaAndDropsEncoder) {
   }
   {
     // fp16 checkpoint, bf16 compute: loads and runs.
-    io::StateDict half;
+    formats::StateDict half;
     for (const auto& [k, v] : sd) half[k] = v.is_floating_point() ? v.to(torch::kFloat16) : v;
-    LoadSpec spec;
+    ldm::LoadSpec spec;
     spec.dtype = torch::kBFloat16;
-    LatentDiffusion ld = LatentDiffusion::from_state_dict(std::move(half), cfg, spec);
+    ldm::LatentDiffusion ld = ldm::LatentDiffusion::from_state_dict(std::move(half), cfg, spec);
     const auto out = ld.apply_model(x, t, ctx);
     EXPECT_EQ(out.scalar_type(), torch::kFloat32);
     EXPECT_LT((out - ema->forward(x, t, ctx)).abs().max().item<double>(), 0.1);
   }
   {
-    io::StateDict bad = sd;
+    formats::StateDict bad = sd;
     bad["model.diffusion_model.extra.weight"] = torch::zeros({1});
     try {
-      LatentDiffusion::from_state_dict(std::move(bad), cfg, LoadSpec{}, "bad.ckpt");
+      ldm::LatentDiffusion::from_state_dict(std::move(bad), cfg, ldm::LoadSpec{}, "bad.ckpt");
       ADD_FAILURE() << "no error";
     } catch (const rdm::Error& e) {
       EXPECT_NE(std::string(e.what()).find("model.diffusion_model.extra.weight"), std::string::npos) << e.what();
     }
   }
   {
-    io::StateDict bad = sd;
+    formats::StateDict bad = sd;
     bad["betas"] = bad["betas"] * 2;
-    LoadSpec spec;
+    ldm::LoadSpec spec;
     spec.strict_schedule = true;
-    EXPECT_THROW(LatentDiffusion::from_state_dict(std::move(bad), cfg, spec, "sched.ckpt"), rdm::Error);
+    EXPECT_THROW(ldm::LatentDiffusion::from_state_dict(std::move(bad), cfg, spec, "sched.ckpt"), rdm::Error);
   }
 }

@@ -11,7 +11,7 @@
 #include <set>
 
 #include "rdm/app/world.hpp"
-#include "rdm/error.hpp"
+#include "rdm/runtime/error.hpp"
 
 using namespace rdm::world;
 

@@ -5,8 +5,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "rdm/io/png.hpp"
-#include "rdm/pipeline.hpp"
+#include "rdm/image/png.hpp"
+#include "rdm/app/pipeline.hpp"
 #include "weights/weights_layout.hpp"
 
 using namespace rdm_weights_test;
@@ -63,7 +63,7 @@ TEST(WeightsRdm, SampleOne768ImageInTwoSteps) {
   const json rep = json::parse(r.out);
   ASSERT_EQ(rep.at("images").size(), 1u);
   const fs::path png = rep["images"][0].at("file").get<std::string>();
-  const auto f = rdm::io::read_png(png);
+  const auto f = rdm::image::read_png(png);
   EXPECT_EQ(f.image.width, 768);
   EXPECT_EQ(f.image.height, 768);
   // A decoded image, not a constant or saturated one.

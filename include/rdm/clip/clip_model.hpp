@@ -10,7 +10,7 @@
 #include <nlohmann/json_fwd.hpp>
 #include <torch/types.h>
 
-#include "rdm/io/tensor_file.hpp"
+#include "rdm/formats/tensor_file.hpp"
 
 namespace torch::nn {
 class Module;
@@ -41,16 +41,16 @@ struct ClipConfig {
   // Hugging Face CLIPConfig (config.json with text_config / vision_config).
   static ClipConfig from_hf_json(const nlohmann::json& j);
   // build_model: every value from the shapes of an OpenAI-named state dict, heads = width/64.
-  static ClipConfig infer(const io::StateDict& state);
+  static ClipConfig infer(const formats::StateDict& state);
   nlohmann::json to_json() const;
   void validate() const;  // positive sizes, widths divisible by heads, resolution % patch == 0
 };
 
 // Hugging Face CLIPModel names -> OpenAI names: q/k/v merged into in_proj, text/visual
 // projections transposed, position_ids dropped. Throws rdm::Error for a missing piece.
-io::StateDict hf_to_openai(const io::StateDict& hf);
+formats::StateDict hf_to_openai(const formats::StateDict& hf);
 // True when the state dict uses Hugging Face names (text_model.* / vision_model.*).
-bool is_hf_layout(const io::StateDict& state);
+bool is_hf_layout(const formats::StateDict& state);
 
 class ClipModel {
  public:
@@ -62,7 +62,7 @@ class ClipModel {
                         torch::Dtype dtype = torch::kFloat32);
   // Builds from an OpenAI-named state dict (strict: every key used, every key present).
   // The TorchScript scalar buffers input_resolution/context_length/vocab_size are ignored.
-  static ClipModel from_state_dict(const io::StateDict& state, const ClipConfig& config,
+  static ClipModel from_state_dict(const formats::StateDict& state, const ClipConfig& config,
                                    torch::Device device = torch::kCPU,
                                    torch::Dtype dtype = torch::kFloat32,
                                    const std::string& source = "state dict");

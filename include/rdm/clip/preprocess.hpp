@@ -9,7 +9,7 @@
 
 #include <torch/types.h>
 
-#include "rdm/io/image.hpp"
+#include "rdm/image/image.hpp"
 
 namespace rdm::clip {
 
@@ -25,7 +25,7 @@ inline constexpr float kClipStd[3] = {0.26862954f, 0.26130258f, 0.27577711f};
 // Decodes `image` (rdm::io::read_image) and preprocesses it: float32 [3, R, R].
 torch::Tensor preprocess_file(const std::filesystem::path& image, int64_t resolution,
                               Preprocess = Preprocess::Clip);
-torch::Tensor preprocess_image(const io::Image& image, int64_t resolution,
+torch::Tensor preprocess_image(const image::Image& image, int64_t resolution,
                                Preprocess = Preprocess::Clip);
 
 // Building blocks (exposed for tests).
@@ -36,11 +36,11 @@ std::pair<int, int> resize_target(int width, int height, int size);
 std::pair<int, int> center_crop_offsets(int width, int height, int crop);
 // Pillow Image.resize(size, BICUBIC) in the image's own mode (P and 1 with NEAREST, RGBA and
 // LA premultiplied, I with the 32-bit path). Same size -> copy.
-io::Image pil_resize(const io::Image& image, int width, int height);
+image::Image pil_resize(const image::Image& image, int width, int height);
 // Pillow crop (pads with zeros outside the image, as torchvision's CenterCrop does).
-io::Image pil_crop(const io::Image& image, int left, int top, int width, int height);
+image::Image pil_crop(const image::Image& image, int left, int top, int width, int height);
 // RGB uint8 image -> ToTensor + Normalize (float32 steps) -> [3, H, W].
-torch::Tensor to_normalized_tensor(const io::Image& rgb,
+torch::Tensor to_normalized_tensor(const image::Image& rgb,
                                    const float (&mean)[3] = kClipMean,
                                    const float (&std)[3] = kClipStd);
 

@@ -88,10 +88,4 @@ BuildReport merge_databases(const MergeOptions& options);
 // Shard of a relative path for --shard I/N: FNV-1a 64 of its UTF-8 bytes modulo N.
 int64_t shard_of(const std::string& relative_path, int64_t shard_count);
 
-// Writes a contact sheet (grid of neighbour thumbnails with rank and score) atomically.
-// `images` are absolute paths ("" for items without a source image: drawn as a grey tile).
-void write_contact_sheet(const std::filesystem::path& out, const std::vector<std::string>& images,
-                         const std::vector<std::string>& captions, int64_t tile = 160,
-                         int64_t columns = 0);
-
 }  // namespace rdm::retrieval

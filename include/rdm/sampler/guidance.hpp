@@ -7,7 +7,7 @@
 
 #include "rdm/sampler/ddim.hpp"
 
-namespace rdm {
+namespace rdm::sampler {
 
 // eps = model(x, t, context) (e.g. LatentDiffusion::apply_model).
 using ModelFn =
@@ -20,4 +20,4 @@ using ModelFn =
 // As the reference, when `uc` is undefined or scale == 1 the model runs once on (x, t, c).
 EpsFn classifier_free_guidance(ModelFn model, torch::Tensor c, torch::Tensor uc, double scale);
 
-}  // namespace rdm
+}  // namespace rdm::sampler

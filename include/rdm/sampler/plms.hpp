@@ -5,7 +5,7 @@
 
 #include "rdm/sampler/ddim.hpp"
 
-namespace rdm {
+namespace rdm::sampler {
 
 // PLMSSampler.sample(S = opts.steps, x_T = x_T). opts.eta must be 0 (rdm::Error otherwise, as
 // the reference's ValueError). First step: pseudo improved Euler (two EpsFn calls: at t and at
@@ -15,4 +15,4 @@ namespace rdm {
 torch::Tensor plms_sample(const EpsFn& eps, torch::Tensor x_T, const Schedule& schedule, const SamplerOptions& opts,
                           const ProgressFn& progress = {});
 
-}  // namespace rdm
+}  // namespace rdm::sampler

@@ -10,9 +10,9 @@
 #include <nlohmann/json_fwd.hpp>
 #include <torch/types.h>
 
-#include "rdm/io/tensor_file.hpp"
+#include "rdm/formats/tensor_file.hpp"
 
-namespace rdm {
+namespace rdm::sampler {
 
 // The schedule options of DDPM/LatentDiffusion (defaults = the reference constructor's).
 struct ScheduleConfig {
@@ -63,7 +63,7 @@ struct Schedule {
   // checkpoint holds all 12); |a-b| <= rtol*|b| + atol (defaults cover float16 checkpoints).
   // Throws rdm::Error naming the buffer and `file` on a mismatch (a checkpoint trained with
   // another schedule than its config states). Returns how many buffers were compared.
-  int check_against(const io::StateDict& state, const std::string& prefix, const std::string& file,
+  int check_against(const formats::StateDict& state, const std::string& prefix, const std::string& file,
                     double rtol = 1e-3, double atol = 1e-7) const;
 };
 
@@ -103,4 +103,4 @@ struct DdimParams {
 DdimParams make_ddim_params(const torch::Tensor& alphas_cumprod_f32, const std::vector<int64_t>& timesteps,
                             double eta);
 
-}  // namespace rdm
+}  // namespace rdm::sampler

@@ -21,7 +21,7 @@
 #include "rdm/sampler/ddim.hpp"
 #include "rdm/sampler/schedule.hpp"
 
-namespace rdm {
+namespace rdm::sampler {
 
 // The names accepted by --sampler / --spacing.
 const std::vector<std::string>& sampler_names();  // ddim, plms, dpmpp2m, unipc, euler_a
@@ -71,4 +71,4 @@ torch::Tensor euler_ancestral_sample(const EpsFn& eps, torch::Tensor x_T, const 
 torch::Tensor run_sampler(const std::string& name, const EpsFn& eps, torch::Tensor x_T, const Schedule& schedule,
                           const SamplerOptions& opts, const ProgressFn& progress = {});
 
-}  // namespace rdm
+}  // namespace rdm::sampler

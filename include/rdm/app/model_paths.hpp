@@ -1,0 +1,34 @@
+// Where rdm finds models and databases by name (knn2img hard-codes models/rdm/rdm768x768/
+// model.ckpt and data/rdm/retrieval_databases/<name>). Layout, under $RDM_MODELS (default
+// ./models) and $RDM_DATABASES (default ./databases):
+//
+//   models/rdm/<name>/model.ckpt | model.safetensors   --model <name>   (default rdm768x768)
+//   models/rdm/<name>/config.yaml | config.json        (the latent-diffusion config)
+//   models/rdm/<name>/rdm.json                         optional: {"clip": "<name or path>",
+//                                                                 "vocab": "<path>"}
+//   models/clip/<name>.pt | <name>.safetensors         --clip <name>    (default ViT-L-14)
+//   models/clip/bpe_simple_vocab_16e6.txt.gz           --vocab (a <clip stem>.vocab.txt.gz
+//                                                       beside the CLIP file wins)
+//   databases/<name>/                                  --database <name>
+//
+// Every option also takes a path (file or folder) instead of a name.
+#pragma once
+#include <filesystem>
+#include <string>
+
+#include "rdm/app/pipeline.hpp"
+
+namespace rdm {
+
+std::filesystem::path models_root();     // $RDM_MODELS or ./models
+std::filesystem::path databases_root();  // $RDM_DATABASES or ./databases
+
+// Resolves each of the four files from a name or path ("" = default). Throws rdm::Error naming
+// what is missing, where it looked and what to run (scripts/download_models.sh, rdm demo).
+PipelinePaths resolve_model_paths(const std::string& model, const std::string& config = "",
+                                  const std::string& clip = "", const std::string& vocab = "");
+
+// A database folder from a name or a path. Throws rdm::Error when it does not exist.
+std::filesystem::path resolve_database(const std::string& name_or_dir);
+
+}  // namespace rdm
