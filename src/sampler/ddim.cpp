@@ -6,6 +6,7 @@
 
 #include "rdm/runtime/error.hpp"
 #include "rdm/sampler/solvers.hpp"
+#include "sampler/trace.hpp"
 
 namespace rdm::sampler {
 
@@ -88,14 +89,8 @@ torch::Tensor ddim_sample(const EpsFn& eps, torch::Tensor x, const Schedule& sch
     auto out = ddim_step(x, e_t, p, index, noise, opts.temperature);
     x = out.x_prev;
     check_finite(x, "latent", "DDIM", i, total);
-    if (tr) {
-      tr->sampling_timesteps_in_order.push_back(step);
-      tr->step_index.push_back(index);
-      tr->x_prev.push_back(out.x_prev);
-      tr->pred_x0.push_back(out.pred_x0);
-      tr->e_t.push_back(e_t);
-      tr->model_calls += 1;
-    }
+    solver_detail::record_ddim_step(tr, step, index, out, e_t);
+    if (tr) tr->model_calls += 1;
     if (progress) progress(static_cast<int>(i + 1), static_cast<int>(total));
   }
   return x;

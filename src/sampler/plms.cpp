@@ -8,6 +8,7 @@
 
 #include "rdm/runtime/error.hpp"
 #include "rdm/sampler/solvers.hpp"
+#include "sampler/trace.hpp"
 
 namespace rdm::sampler {
 
@@ -76,13 +77,7 @@ torch::Tensor plms_sample(const EpsFn& eps, torch::Tensor x, const Schedule& sch
     check_finite(x, "latent", "PLMS", i, total);
     old_eps.push_back(e_t);
     if (old_eps.size() >= 4) old_eps.pop_front();
-    if (tr) {
-      tr->sampling_timesteps_in_order.push_back(step);
-      tr->step_index.push_back(index);
-      tr->x_prev.push_back(out.x_prev);
-      tr->pred_x0.push_back(out.pred_x0);
-      tr->e_t.push_back(e_t);
-    }
+    solver_detail::record_ddim_step(tr, step, index, out, e_t);
     if (progress) progress(static_cast<int>(i + 1), static_cast<int>(total));
   }
   return x;

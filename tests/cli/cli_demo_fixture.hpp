@@ -16,31 +16,10 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "cli/cli_run.hpp"
+
 namespace rdm_cli_test {
 namespace fs = std::filesystem;
-
-struct RunResult {
-  int code = -1;
-  std::string out, err;
-};
-
-inline std::string env(const char* name) {
-  const char* v = std::getenv(name);
-  return v ? v : "";
-}
-
-inline std::string slurp(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::ostringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
-
-inline std::string quote(const std::string& s) {
-  std::string o = "'";
-  for (char c : s) o += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return o + "'";
-}
 
 inline fs::path scratch(const std::string& name) {
   fs::path d = fs::temp_directory_path() / ("rdm_cli_sample_" + std::to_string(::getpid())) / name;
@@ -51,19 +30,7 @@ inline fs::path scratch(const std::string& name) {
 
 // Runs `rdm <args>` (args already shell-quoted where needed), capturing stdout and stderr.
 inline RunResult run_rdm(const std::string& args) {
-  static int counter = 0;
-  fs::path base = fs::temp_directory_path() / ("rdm_cli_sample_" + std::to_string(::getpid()));
-  fs::create_directories(base);
-  const fs::path out = base / ("out" + std::to_string(counter) + ".txt");
-  const fs::path err = base / ("err" + std::to_string(counter++) + ".txt");
-  const std::string cmd = quote(env("RDM_BIN")) + " --threads 1 " + args + " >" + quote(out.string()) + " 2>" +
-                          quote(err.string()) + " </dev/null";
-  RunResult r;
-  const int st = std::system(cmd.c_str());
-  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  r.out = slurp(out);
-  r.err = slurp(err);
-  return r;
+  return run_rdm_in(fs::temp_directory_path() / ("rdm_cli_sample_" + std::to_string(::getpid())), args + " </dev/null");
 }
 
 // The demo models and databases for this rdm binary (made once: `rdm demo --no-sample`).

@@ -17,56 +17,19 @@
 #include <torch/types.h>
 
 #include "rdm/clip/clip_model.hpp"
+#include "cli/cli_run.hpp"
 #include "rdm/clip/tokenizer.hpp"
 #include "rdm/retrieval/database.hpp"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
 
+using namespace rdm_cli_test;
+
 namespace {
-struct RunResult {
-  int code = -1;
-  std::string out, err;
-};
+fs::path scratch() { return process_scratch("rdm_cli_db"); }
 
-std::string env(const char* name) {
-  const char* v = std::getenv(name);
-  return v ? v : "";
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::ostringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
-
-void spit(const fs::path& p, const std::string& bytes) {
-  fs::create_directories(p.parent_path());
-  std::ofstream(p, std::ios::binary) << bytes;
-}
-
-fs::path scratch() {
-  static fs::path d = [] {
-    fs::path p = fs::temp_directory_path() / ("rdm_cli_db_" + std::to_string(::getpid()));
-    fs::remove_all(p);
-    fs::create_directories(p);
-    return p;
-  }();
-  return d;
-}
-
-RunResult run_rdm(const std::string& args) {
-  const fs::path out = scratch() / "out.txt", err = scratch() / "err.txt";
-  const std::string cmd = "'" + env("RDM_BIN") + "' --threads 1 " + args + " >'" + out.string() +
-                          "' 2>'" + err.string() + "'";
-  RunResult r;
-  const int st = std::system(cmd.c_str());
-  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  r.out = slurp(out);
-  r.err = slurp(err);
-  return r;
-}
+RunResult run_rdm(const std::string& args) { return run_rdm_in(scratch(), args); }
 
 fs::path golden(const std::string& rel) {
   const std::string dir = env("RDM_GOLDEN_DIR");

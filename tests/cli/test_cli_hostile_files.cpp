@@ -15,10 +15,6 @@ using namespace rdm_cli_test;
 using nlohmann::json;
 
 namespace {
-void spit(const fs::path& p, const std::string& bytes) {
-  fs::create_directories(p.parent_path());
-  std::ofstream(p, std::ios::binary) << bytes;
-}
 fs::path png_with(const fs::path& p, const std::vector<rdm::image::PngText>& text) {
   rdm::image::write_png(p, rdm::image::RgbImage(4, 5, 80), text);
   return p;

@@ -14,44 +14,18 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cli/cli_run.hpp"
+
 namespace fs = std::filesystem;
 using nlohmann::json;
 
+using namespace rdm_cli_test;
+
 namespace {
-struct RunResult {
-  int code = -1;
-  std::string out, err;
-};
-
-std::string env(const char* name) {
-  const char* v = std::getenv(name);
-  return v ? v : "";
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::ostringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
-
-fs::path scratch() {
-  fs::path d = fs::temp_directory_path() / ("rdm_cli_inspect_" + std::to_string(::getpid()));
-  fs::create_directories(d);
-  return d;
-}
+fs::path scratch() { return process_scratch("rdm_cli_inspect"); }
 
 // Runs `rdm <args>` with stdout and stderr captured to files.
-RunResult rdm(const std::string& args) {
-  const fs::path out = scratch() / "out.txt", err = scratch() / "err.txt";
-  const std::string cmd = "'" + env("RDM_BIN") + "' " + args + " >'" + out.string() + "' 2>'" + err.string() + "'";
-  RunResult r;
-  const int st = std::system(cmd.c_str());
-  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  r.out = slurp(out);
-  r.err = slurp(err);
-  return r;
-}
+RunResult rdm(const std::string& args) { return run_rdm_in(scratch(), args, -1); }
 
 fs::path golden(const std::string& rel) {
   const std::string dir = env("RDM_GOLDEN_DIR");

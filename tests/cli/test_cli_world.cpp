@@ -12,47 +12,19 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cli/cli_run.hpp"
+
 #include "rdm/image/png.hpp"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
 
+using namespace rdm_cli_test;
+
 namespace {
-struct RunResult {
-  int code = -1;
-  std::string out, err;
-};
+fs::path scratch() { return process_scratch("rdm_cli_world"); }
 
-std::string slurp(const fs::path& p) {
-  std::ifstream f(p, std::ios::binary);
-  std::ostringstream s;
-  s << f.rdbuf();
-  return s.str();
-}
-
-fs::path scratch() {
-  static fs::path d = [] {
-    fs::path p = fs::temp_directory_path() / ("rdm_cli_world_" + std::to_string(::getpid()));
-    fs::remove_all(p);
-    fs::create_directories(p);
-    return p;
-  }();
-  return d;
-}
-
-RunResult run_rdm(const std::string& args, int threads = 2) {
-  const char* bin = std::getenv("RDM_BIN");
-  const fs::path out = scratch() / "out.txt", err = scratch() / "err.txt";
-  const std::string cmd = std::string("'") + (bin ? bin : "rdm") + "' --threads " +
-                          std::to_string(threads) + " " + args + " >'" + out.string() + "' 2>'" +
-                          err.string() + "'";
-  RunResult r;
-  const int st = std::system(cmd.c_str());
-  r.code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  r.out = slurp(out);
-  r.err = slurp(err);
-  return r;
-}
+RunResult run_rdm(const std::string& args, int threads = 2) { return run_rdm_in(scratch(), args, threads); }
 
 int lines(const std::string& s) {
   int n = 0;

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/types.h>
 
+#include "unit/golden_dir.hpp"
 #include "rdm/ldm/autoencoder.hpp"
 #include "rdm/runtime/error.hpp"
 #include "rdm/formats/state_dict.hpp"
@@ -19,11 +20,7 @@ using nlohmann::json;
 
 namespace {
 
-fs::path golden_ldm() {
-  if (const char* g = std::getenv("RDM_GOLDEN_DIR")) return fs::path(g) / "ldm";
-  if (const char* s = std::getenv("RDM_SOURCE_DIR")) return fs::path(s) / ".." / "shared" / "golden" / "ldm";
-  return {};
-}
+fs::path golden_ldm() { return rdm_test::golden_dir("ldm"); }
 
 json kl_params() {
   return json::parse(R"({

@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "image/image_codec.hpp"
+#include "unit/golden_dir.hpp"
 #include "rdm/runtime/error.hpp"
 #include "rdm/image/contact_sheet.hpp"
 #include "rdm/io/atomic_file.hpp"
@@ -27,10 +28,7 @@ namespace codec = rdm::image::detail;
 
 namespace {
 
-fs::path golden_images() {
-  const char* g = std::getenv("RDM_GOLDEN_DIR");
-  return fs::path(g ? g : "../shared/golden") / "clip" / "images";
-}
+fs::path golden_images() { return rdm_test::golden_dir("clip") / "images"; }
 
 fs::path tmpdir() {
   fs::path d = fs::temp_directory_path() / ("rdm_unit_image_io_" + std::to_string(::getpid()));

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/types.h>
 
+#include "unit/golden_dir.hpp"
 #include "rdm/runtime/error.hpp"
 #include "rdm/formats/tensor_file.hpp"
 #include "rdm/sampler/ddim.hpp"
@@ -23,11 +24,7 @@ using nlohmann::json;
 
 namespace {
 
-fs::path golden_ldm() {
-  if (const char* g = std::getenv("RDM_GOLDEN_DIR")) return fs::path(g) / "ldm";
-  if (const char* s = std::getenv("RDM_SOURCE_DIR")) return fs::path(s) / ".." / "shared" / "golden" / "ldm";
-  return {};
-}
+fs::path golden_ldm() { return rdm_test::golden_dir("ldm"); }
 
 json load_cases(const fs::path& dir) {
   std::ifstream f(dir / "cases.json");

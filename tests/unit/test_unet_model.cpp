@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "unit/golden_dir.hpp"
 #include "rdm/ldm/attention.hpp"
 #include "rdm/ldm/config.hpp"
 #include "rdm/runtime/error.hpp"
@@ -45,10 +46,7 @@ std::map<std::string, std::vector<int64_t>> key_shapes(torch::nn::Module& m) {
   return out;
 }
 
-fs::path golden_ldm() {
-  const char* d = std::getenv("RDM_GOLDEN_DIR");
-  return fs::path(d ? d : "../shared/golden") / "ldm";
-}
+fs::path golden_ldm() { return rdm_test::golden_dir("ldm"); }
 }  // namespace
 
 TEST(UnetModel, KeysEqualGoldenStateDict) {
