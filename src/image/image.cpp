@@ -96,6 +96,24 @@ std::pair<int64_t, int64_t> probe_bytes(const std::string& d) {
 }
 
 
+// PNG in Pillow's modes through the one PNG decoder; errors name the file.
+Image decode_png_modes(const fs::path& p, std::string_view bytes, int64_t max_pixels) {
+  detail::PngDecodeOptions o;
+  o.pixels = detail::PngPixels::Modes;
+  o.max_pixels = max_pixels;
+  detail::PngDecoded d = detail::decode_png_bytes(bytes, o);
+  if (!d.failure) return std::move(d.image);
+  const detail::PngFailure& f = *d.failure;
+  switch (f.kind) {
+    case detail::PngFailure::TooLarge: detail::check_image_size(p, f.width, f.height, max_pixels); break;
+    case detail::PngFailure::NoMemory: fail("image '{}': libpng initialisation failed", p.string());
+    case detail::PngFailure::UnsupportedColourType: fail("image '{}': unsupported PNG colour type {}", p.string(), f.colour_type);
+    case detail::PngFailure::NotPng:
+    case detail::PngFailure::Corrupt: break;
+  }
+  fail("image '{}': corrupt PNG ({})", p.string(), f.message);
+}
+
 // Uncompressed 1/4/8-bit BMP, decoded like Pillow 9.4's BmpImagePlugin: a palette that is
 // exactly the grey ramp (0, 255 for two colours) gives mode "1" / "L" (raw indices), any other
 // palette gives mode "P". Returns false for every other BMP (decode_other reads those).
@@ -172,11 +190,11 @@ Image read_image(const fs::path& path, int64_t max_pixels) {
   auto [w, h] = probe_bytes(data);
   if (w >= 0) detail::check_image_size(path, w, h, max_pixels);
   if (data.size() >= 8 && std::memcmp(data.data(), "\x89PNG\r\n\x1a\n", 8) == 0)
-    return detail::decode_png_image(path, data, max_pixels);
+    return decode_png_modes(path, data, max_pixels);
   if (is_gif(data)) return decode_gif(data, path.string(), max_pixels);
   if (is_ico(data))
     return decode_ico(data, path.string(), max_pixels,
-                      [&](std::string_view png) { return detail::decode_png_image(path, png, max_pixels); });
+                      [&](std::string_view png) { return decode_png_modes(path, png, max_pixels); });
   if (const char* kind = unsupported_format(data))
     fail("image '{}': {} is not a format rdm reads", path.string(), kind);
   if (Image bmp; decode_bmp_palette(path, data, bmp)) return bmp;

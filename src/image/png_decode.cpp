@@ -11,13 +11,9 @@
 #include <cstdio>
 #include <cstring>
 
-#include "image/image_codec.hpp"
 #include "rdm/image/png_text.hpp"
-#include "rdm/runtime/error.hpp"
 
 namespace rdm::image::detail {
-namespace fs = std::filesystem;
-
 namespace {
 
 constexpr unsigned char kSignature[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
@@ -219,23 +215,6 @@ PngDecoded decode_png_bytes(std::string_view bytes, const PngDecodeOptions& opti
   }
   out.text = std::move(s.text);
   return out;
-}
-
-Image decode_png_image(const fs::path& p, std::string_view bytes, int64_t max_pixels) {
-  PngDecodeOptions o;
-  o.pixels = PngPixels::Modes;
-  o.max_pixels = max_pixels;
-  PngDecoded d = decode_png_bytes(bytes, o);
-  if (!d.failure) return std::move(d.image);
-  const PngFailure& f = *d.failure;
-  switch (f.kind) {
-    case PngFailure::TooLarge: check_image_size(p, f.width, f.height, max_pixels); break;
-    case PngFailure::NoMemory: fail("image '{}': libpng initialisation failed", p.string());
-    case PngFailure::UnsupportedColourType: fail("image '{}': unsupported PNG colour type {}", p.string(), f.colour_type);
-    case PngFailure::NotPng:
-    case PngFailure::Corrupt: break;
-  }
-  fail("image '{}': corrupt PNG ({})", p.string(), f.message);
 }
 
 }  // namespace rdm::image::detail

@@ -3,7 +3,6 @@
 // error path and one set of limits; the two callers differ only in what they ask for.
 #pragma once
 #include <cstdint>
-#include <filesystem>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -47,9 +46,5 @@ struct PngDecoded {
 
 // Decodes `bytes` (a whole PNG file). Never throws for bad data: callers word the failure.
 PngDecoded decode_png_bytes(std::string_view bytes, const PngDecodeOptions& options);
-
-// read_image's PNG path: Pillow's modes; rdm::Error "image '<p>': ..." (check_image_size for
-// an empty or too large image).
-Image decode_png_image(const std::filesystem::path& p, std::string_view bytes, int64_t max_pixels);
 
 }  // namespace rdm::image::detail
