@@ -25,7 +25,6 @@
 #include "rdm/runtime/error.hpp"
 #include "rdm/ldm/latent_diffusion.hpp"
 #include "rdm/retrieval/database.hpp"
-#include "rdm/retrieval/manifest.hpp"
 #include "rdm/sampler/ddim.hpp"
 #include "rdm/sampler/guidance.hpp"
 #include "rdm/sampler/plms.hpp"
@@ -225,10 +224,12 @@ std::vector<torch::Tensor> retrieve_neighbors(const SampleRequest& req, const Db
       fail("database '{}' ({}) returned neighbour embeddings that are zero or not finite: the database is "
            "broken; rebuild it (rdm db build / rdm db import)",
            dbs[d]->name(), req.databases[d].dir.string());
-    const fs::path root = dbs[d]->manifest().source.value("root", std::string());
     for (size_t j = 0; j < found.size(); ++j) {
       NeighborRecord r{dbs[d]->name(), found[j].id, found[j].score, "", found[j].label};
-      if (!found[j].path.empty()) r.path = root.empty() ? found[j].path : (root / found[j].path).string();
+      if (!found[j].path.empty()) {  // the source image; its stored relative path without a root
+        r.path = dbs[d]->source_path(found[j].id);
+        if (r.path.empty()) r.path = found[j].path;
+      }
       hits.push_back({r, emb[static_cast<int64_t>(j)]});
     }
   }
@@ -418,8 +419,7 @@ SampleResult Pipeline::sample(const SampleRequest& req, const SampleCallbacks& c
   // 2. Encode: CLIP text embedding, or the CLIP image embedding of --image-prompt; L2-normalised.
   torch::Tensor query;
   if (req.image_prompt) {
-    auto mode = clip::Preprocess::Clip;
-    if (!dbs.empty() && dbs.front()->manifest().preprocess == "rdm") mode = clip::Preprocess::Rdm;
+    const auto mode = dbs.empty() ? clip::Preprocess::Clip : dbs.front()->preprocess();
     auto pixels = clip::preprocess_file(*req.image_prompt, clip.config().image_resolution, mode);
     query = clip.encode_image(pixels.unsqueeze(0).to(clip.device()));
   } else {

@@ -180,20 +180,6 @@ std::vector<SweepJob> cartesian_jobs(const std::vector<std::string>& prompts, co
   return jobs;
 }
 
-std::pair<int64_t, int64_t> parse_shard(const std::string& spec) {
-  auto slash = spec.find('/');
-  try {
-    if (slash != std::string::npos) {
-      size_t a = 0, b = 0;
-      int64_t i = std::stoll(spec.substr(0, slash), &a);
-      int64_t n = std::stoll(spec.substr(slash + 1), &b);
-      if (a == slash && b == spec.size() - slash - 1 && n >= 1 && i >= 0 && i < n) return {i, n};
-    }
-  } catch (const std::exception&) {
-  }
-  fail("--shard '{}' must be I/N with 0 <= I < N (e.g. 0/4 ... 3/4; Slurm: $SLURM_ARRAY_TASK_ID/N)", spec);
-}
-
 std::vector<size_t> shard_positions(size_t jobs, int64_t shard_index, int64_t shard_count) {
   std::vector<size_t> out;
   for (size_t p = static_cast<size_t>(shard_index); p < jobs; p += static_cast<size_t>(shard_count)) out.push_back(p);

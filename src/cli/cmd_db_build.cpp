@@ -9,17 +9,19 @@
 
 #include "cli/cmd_db.hpp"
 #include "cli/commands.hpp"
+#include "cli/index_options.hpp"
 #include "rdm/runtime/error.hpp"
 #include "rdm/retrieval/build.hpp"
+#include "rdm/runtime/shard.hpp"
 
 namespace rdm::cli {
 namespace {
 
 struct BuildArgs {
   std::string images, clip, out, preprocess = "clip", device = "cpu", precision = "fp32";
-  std::string shard = "0/1", name, index = "Flat", dtype = "float32";
-  int64_t batch = 32, workers = 0, nprobe = 0, ef = 0, rerank = 0, max_pixels = 2LL * 89478485;
-  int64_t recall_k = 19, train_size = 0;
+  std::string shard = "0/1", name;
+  int64_t batch = 32, workers = 0, max_pixels = 2LL * 89478485;
+  retrieval::IndexOptions index;
   bool append = false, json = false, follow_links = false;
 };
 
@@ -60,20 +62,6 @@ retrieval::BuildProgressFn make_progress() {
   };
 }
 
-void parse_shard(const std::string& s, int64_t& index, int64_t& count) {
-  auto slash = s.find('/');
-  try {
-    if (slash == std::string::npos) throw std::invalid_argument(s);
-    size_t a = 0, b = 0;
-    index = std::stoll(s.substr(0, slash), &a);
-    count = std::stoll(s.substr(slash + 1), &b);
-    if (a != slash || b != s.size() - slash - 1) throw std::invalid_argument(s);
-  } catch (const std::exception&) {
-    fail("--shard '{}': expected I/N (e.g. 3/16)", s);
-  }
-  if (count < 1 || index < 0 || index >= count)
-    fail("--shard '{}': expected I/N with 0 <= I < N", s);
-}
 }  // namespace
 
 void add_db_build_command(CLI::App& db) {
@@ -104,19 +92,7 @@ void add_db_build_command(CLI::App& db) {
   c->add_option("--shard", args->shard, "Embed shard I of N (deterministic split by path hash)")
       ->capture_default_str();
   c->add_option("--name", args->name, "Database name (default: folder name)");
-  c->add_option("--index", args->index, "FAISS index_factory string (Flat = exact; e.g. IVF4096,PQ64, HNSW32)")
-      ->capture_default_str();
-  c->add_option("--nprobe", args->nprobe, "IVF lists probed at search time (stored in the manifest)")
-      ->check(CLI::NonNegativeNumber);
-  c->add_option("--ef", args->ef, "HNSW efSearch (stored in the manifest)")->check(CLI::NonNegativeNumber);
-  c->add_option("--rerank", args->rerank, "Exact re-rank of this many approximate candidates")
-      ->check(CLI::NonNegativeNumber);
-  c->add_option("--train-size", args->train_size, "Training sample for the index (0 = automatic)")
-      ->check(CLI::NonNegativeNumber);
-  c->add_option("--recall-k", args->recall_k, "k of the recall@k report of approximate indexes")
-      ->capture_default_str()->check(CLI::PositiveNumber);
-  c->add_option("--dtype", args->dtype, "Embeddings file dtype")->capture_default_str()
-      ->check(CLI::IsMember({"float32", "float16"}));
+  add_index_options(c, args->index);
   c->add_flag("--json", args->json, "Print the build report as JSON on stdout");
   c->callback([args] {
     retrieval::BuildOptions o;
@@ -132,20 +108,16 @@ void add_db_build_command(CLI::App& db) {
     o.append = args->append;
     o.follow_links = args->follow_links;
     o.name = args->name;
-    parse_shard(args->shard, o.shard_index, o.shard_count);
-    o.index.description = args->index;
-    o.index.nprobe = args->nprobe;
-    o.index.ef = args->ef;
-    o.index.rerank = args->rerank;
-    o.index.train_size = args->train_size;
-    o.index.recall_k = args->recall_k;
-    o.index.dtype = args->dtype;
+    const Shard shard = parse_shard(args->shard);
+    o.shard_index = shard.index;
+    o.shard_count = shard.count;
+    o.index = args->index;
     retrieval::BuildReport r = retrieval::build_database(o, make_progress());
     std::string recall;
     if (r.recall >= 0 && r.recall_raw >= 0 && r.recall_raw != r.recall)
-      recall = fmt::format(", recall@{} {:.4f} with re-ranking ({:.4f} raw ANN)", args->recall_k, r.recall, r.recall_raw);
+      recall = fmt::format(", recall@{} {:.4f} with re-ranking ({:.4f} raw ANN)", args->index.recall_k, r.recall, r.recall_raw);
     else if (r.recall >= 0)
-      recall = fmt::format(", recall@{} {:.4f}", args->recall_k, r.recall);
+      recall = fmt::format(", recall@{} {:.4f}", args->index.recall_k, r.recall);
     spdlog::info("database '{}': {} files scanned: {} indexed ({} new), {} skipped, {} duplicates{} in "
                  "{:.1f} s; report: {}", args->out, r.scanned, r.indexed, r.new_items, r.skipped,
                  r.duplicates, recall, r.seconds, r.report_file.string());

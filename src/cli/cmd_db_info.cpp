@@ -65,8 +65,9 @@ void add_db_info_command(CLI::App& db) {
       o << ", recall@" << m.report["recall"].value("k", 0) << " "
         << m.report["recall"].value("value", 0.0);
     o << "\n";
-    o << "source       " << escape_for_terminal(m.source.value("kind", std::string("?")));
-    if (m.source.contains("root")) o << " " << escape_for_terminal(m.source["root"].get<std::string>());
+    const std::string kind = m.source_kind(), root = m.source_root();
+    o << "source       " << escape_for_terminal(kind.empty() ? std::string("?") : kind);
+    if (!root.empty()) o << " " << escape_for_terminal(root);
     o << "\n";
     if (m.report.contains("skipped") || m.report.contains("duplicates"))
       o << "report       " << m.report.value("skipped", int64_t{0}) << " skipped, "

@@ -48,13 +48,12 @@ void add_db_search_command(CLI::App& db) {
   c->callback([a] {
     if (a->text.empty() && a->image.empty()) fail("give a query: --text \"...\" or --image FILE");
     auto d = retrieval::Database::open(a->dir);
-    const auto& m = d.manifest();
     fs::path clip_path = a->clip;
     if (clip_path.empty()) {
-      clip_path = m.source.value("clip_model", std::string());
+      clip_path = d.clip_model();
       if (clip_path.empty() || !fs::exists(clip_path))
         fail("database '{}' does not record an existing CLIP model; pass --clip MODEL ({})",
-             a->dir, m.clip_identity);
+             a->dir, d.clip_identity());
     }
     if (!a->text.empty() && a->vocab.empty())
       fail("--text needs the BPE vocabulary: pass --vocab bpe_simple_vocab_16e6.txt.gz");
@@ -66,8 +65,7 @@ void add_db_search_command(CLI::App& db) {
       auto tok = clip::Tokenizer::load(a->vocab);
       q = model.encode_text(tok.tokenize({a->text}, model.config().context_length, true).to(model.device()));
     } else {
-      auto variant = m.preprocess == "rdm" ? clip::Preprocess::Rdm : clip::Preprocess::Clip;
-      auto px = clip::preprocess_image(image::read_image(a->image), model.config().image_resolution, variant);
+      auto px = clip::preprocess_image(image::read_image(a->image), model.config().image_resolution, d.preprocess());
       q = model.encode_image(px.unsqueeze(0).to(model.device()));
     }
     q = q.to(torch::kCPU, torch::kFloat32);
@@ -75,9 +73,8 @@ void add_db_search_command(CLI::App& db) {
     retrieval::SearchOptions so{a->nprobe, a->ef, a->rerank};
     auto res = d.search(q, a->k, so)[0];
 
-    const std::string root = m.source.value("root", std::string());
     if (a->json) {
-      nlohmann::json j{{"database", d.name()}, {"k", a->k}, {"clip", m.clip_identity}};
+      nlohmann::json j{{"database", d.name()}, {"k", a->k}, {"clip", d.clip_identity()}};
       j["query"] = a->text.empty() ? nlohmann::json{{"image", a->image}} : nlohmann::json{{"text", a->text}};
       nlohmann::json list = nlohmann::json::array();
       for (size_t r = 0; r < res.size(); ++r)
@@ -100,7 +97,7 @@ void add_db_search_command(CLI::App& db) {
     if (!a->sheet.empty()) {
       std::vector<std::string> images, captions;
       for (size_t r = 0; r < res.size(); ++r) {
-        images.push_back(res[r].path.empty() || root.empty() ? "" : (fs::path(root) / res[r].path).string());
+        images.push_back(res[r].path.empty() ? "" : d.source_path(res[r].id));
         std::string label = res[r].path.empty() ? "id " + std::to_string(res[r].id)
                                                 : fs::path(res[r].path).filename().string();
         captions.push_back(fmt::format("#{} {:.4f}\n{}", r + 1, res[r].score, label));

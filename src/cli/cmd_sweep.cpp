@@ -14,6 +14,7 @@
 #include "cli/progress.hpp"
 #include "rdm/sampler/solvers.hpp"
 #include "rdm/runtime/error.hpp"
+#include "rdm/runtime/shard.hpp"
 #include "rdm/io/text_file.hpp"
 #include "rdm/app/output.hpp"
 #include "rdm/app/request_checks.hpp"

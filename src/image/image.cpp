@@ -1,17 +1,15 @@
-// Image decoding keeping Pillow's image modes (see include/rdm/io/image.hpp).
-// PNG: libpng without value transforms, mapped like Pillow 9.4's PngImagePlugin._MODES:
-//   grey 1 bit -> "1"; grey 2/4/8 bit -> "L" (raw values, not rescaled); grey 16 bit -> "I";
-//   RGB 8/16 -> "RGB" (16 bit: high byte); palette 1..8 bit -> "P" (+ PLTE); grey+alpha 8 -> "LA";
-//   grey+alpha 16 -> "RGBA" (grey replicated, high bytes); RGBA 8/16 -> "RGBA".
-//   tRNS and gamma chunks are ignored, as Pillow's resize and convert("RGB") ignore them.
+// Image decoding keeping Pillow's image modes (see include/rdm/image/image.hpp).
+// PNG: the PNG decoder of png_decode.cpp without value transforms, mapped like Pillow 9.4's
+//   PngImagePlugin._MODES: grey 1 bit -> "1"; grey 2/4/8 bit -> "L" (raw values, not
+//   rescaled); grey 16 bit -> "I"; RGB 8/16 -> "RGB" (16 bit: high byte); palette 1..8 bit ->
+//   "P" (+ PLTE); grey+alpha 8 -> "LA"; grey+alpha 16 -> "RGBA" (grey replicated, high bytes);
+//   RGBA 8/16 -> "RGBA". tRNS and gamma chunks are ignored, as Pillow's resize and
+//   convert("RGB") ignore them.
 // BMP with 1/4/8-bit palettes: read directly (Pillow keeps them as P, or 1/L for grey ramps).
 // Other formats: src/io/image_codec.hpp (OpenCV imdecode, or libjpeg/libwebp in the lite build);
 // 1 channel -> "L", 3 -> "RGB", 4 -> "RGBA"; 16-bit data keeps the high byte.
 #include "rdm/image/image.hpp"
 
-#include <png.h>
-
-#include <csetjmp>
 #include <cstring>
 #include <fstream>
 #include <memory>
@@ -19,6 +17,7 @@
 #include "rdm/runtime/error.hpp"
 #include "rdm/io/atomic_file.hpp"
 #include "image/image_codec.hpp"
+#include "image/png_decode.hpp"
 #include "rdm/image/image_formats.hpp"
 #include "rdm/io/safe_file.hpp"
 
@@ -97,121 +96,22 @@ std::pair<int64_t, int64_t> probe_bytes(const std::string& d) {
 }
 
 
-// libpng reading from memory, errors turned into rdm::Error.
-struct PngReader {
-  const std::string& data;
-  size_t pos = 8;
-  std::string error;
-};
-
-void png_read_cb(png_structp png, png_bytep out, png_size_t len) {
-  auto* r = static_cast<PngReader*>(png_get_io_ptr(png));
-  if (r->pos + len > r->data.size()) png_error(png, "file is truncated");
-  std::memcpy(out, r->data.data() + r->pos, len);
-  r->pos += len;
-}
-void png_error_cb(png_structp png, png_const_charp msg) {
-  auto* r = static_cast<PngReader*>(png_get_error_ptr(png));
-  r->error = msg;
-  png_longjmp(png, 1);
-}
-void png_warn_cb(png_structp, png_const_charp) {}
-
-Image decode_png(const fs::path& p, const std::string& data, int64_t max_pixels) {
-  PngReader reader{data, 8, {}};
-  png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &reader, png_error_cb, png_warn_cb);
-  if (!png) fail("image '{}': libpng initialisation failed", p.string());
-  png_infop info = png_create_info_struct(png);
-  Image img;
-  img.format = "PNG";
-  // Buffers live on the heap behind a pointer that is not modified after setjmp.
-  struct Buffers {
-    std::vector<uint8_t> raw;
-    std::vector<png_bytep> rows;
-  };
-  const auto bufs = std::make_unique<Buffers>();
-  auto& raw = bufs->raw;
-  auto& rows = bufs->rows;
-  if (setjmp(png_jmpbuf(png))) {
-    png_destroy_read_struct(&png, &info, nullptr);
-    fail("image '{}': corrupt PNG ({})", p.string(), reader.error);
+// PNG in Pillow's modes through the one PNG decoder; errors name the file.
+Image decode_png_modes(const fs::path& p, std::string_view bytes, int64_t max_pixels) {
+  detail::PngDecodeOptions o;
+  o.pixels = detail::PngPixels::Modes;
+  o.max_pixels = max_pixels;
+  detail::PngDecoded d = detail::decode_png_bytes(bytes, o);
+  if (!d.failure) return std::move(d.image);
+  const detail::PngFailure& f = *d.failure;
+  switch (f.kind) {
+    case detail::PngFailure::TooLarge: detail::check_image_size(p, f.width, f.height, max_pixels); break;
+    case detail::PngFailure::NoMemory: fail("image '{}': libpng initialisation failed", p.string());
+    case detail::PngFailure::UnsupportedColourType: fail("image '{}': unsupported PNG colour type {}", p.string(), f.colour_type);
+    case detail::PngFailure::NotPng:
+    case detail::PngFailure::Corrupt: break;
   }
-  png_set_read_fn(png, &reader, png_read_cb);
-  png_set_sig_bytes(png, 8);
-  png_set_user_limits(png, 0x7fffffff, 0x7fffffff);
-  png_read_info(png, info);
-  png_uint_32 w = 0, h = 0;
-  int depth = 0, color = 0, interlace = 0;
-  png_get_IHDR(png, info, &w, &h, &depth, &color, &interlace, nullptr, nullptr);
-  if (int64_t(w) * int64_t(h) > max_pixels || w == 0 || h == 0) {
-    png_destroy_read_struct(&png, &info, nullptr);
-    detail::check_image_size(p, w, h, max_pixels);
-  }
-  if (depth < 8) png_set_packing(png);  // one byte per sample, values not rescaled
-  png_set_interlace_handling(png);
-  png_read_update_info(png, info);
-  const size_t rowbytes = png_get_rowbytes(png, info);
-  raw.resize(rowbytes * h);
-  rows.resize(h);
-  for (png_uint_32 y = 0; y < h; ++y) rows[y] = raw.data() + y * rowbytes;
-  png_read_image(png, rows.data());
-  png_colorp plte = nullptr;
-  int nplte = 0;
-  if (color == PNG_COLOR_TYPE_PALETTE) png_get_PLTE(png, info, &plte, &nplte);
-  img.width = static_cast<int>(w);
-  img.height = static_cast<int>(h);
-  const size_t npx = size_t(w) * h;
-  const int bps = depth == 16 ? 2 : 1;
-  switch (color) {
-    case PNG_COLOR_TYPE_GRAY:
-      if (depth == 16) {
-        img.mode = ImageMode::I;
-        img.pixels_i.resize(npx);
-        for (size_t i = 0; i < npx; ++i) img.pixels_i[i] = be16(raw.data() + 2 * i);
-      } else {
-        img.mode = depth == 1 ? ImageMode::One : ImageMode::L;
-        img.pixels.resize(npx);
-        for (size_t i = 0; i < npx; ++i) img.pixels[i] = depth == 1 ? (raw[i] ? 255 : 0) : raw[i];
-      }
-      break;
-    case PNG_COLOR_TYPE_PALETTE:
-      img.mode = ImageMode::P;
-      img.pixels.assign(raw.begin(), raw.begin() + npx);
-      img.palette.assign(256 * 3, 0);
-      for (int i = 0; i < nplte && i < 256; ++i) {
-        img.palette[3 * i] = plte[i].red;
-        img.palette[3 * i + 1] = plte[i].green;
-        img.palette[3 * i + 2] = plte[i].blue;
-      }
-      break;
-    case PNG_COLOR_TYPE_RGB:
-    case PNG_COLOR_TYPE_RGB_ALPHA: {
-      const int c = color == PNG_COLOR_TYPE_RGB ? 3 : 4;
-      img.mode = c == 3 ? ImageMode::RGB : ImageMode::RGBA;
-      img.pixels.resize(npx * c);
-      for (size_t i = 0; i < npx * c; ++i) img.pixels[i] = raw[i * bps];  // 16 bit: high byte
-      break;
-    }
-    case PNG_COLOR_TYPE_GRAY_ALPHA:
-      if (depth == 16) {  // Pillow: "LA;16B" unpacks into RGBA
-        img.mode = ImageMode::RGBA;
-        img.pixels.resize(npx * 4);
-        for (size_t i = 0; i < npx; ++i) {
-          const uint8_t l = raw[4 * i], a = raw[4 * i + 2];
-          img.pixels[4 * i] = img.pixels[4 * i + 1] = img.pixels[4 * i + 2] = l;
-          img.pixels[4 * i + 3] = a;
-        }
-      } else {
-        img.mode = ImageMode::LA;
-        img.pixels.assign(raw.begin(), raw.begin() + npx * 2);
-      }
-      break;
-    default:
-      png_destroy_read_struct(&png, &info, nullptr);
-      fail("image '{}': unsupported PNG colour type {}", p.string(), color);
-  }
-  png_destroy_read_struct(&png, &info, nullptr);
-  return img;
+  fail("image '{}': corrupt PNG ({})", p.string(), f.message);
 }
 
 // Uncompressed 1/4/8-bit BMP, decoded like Pillow 9.4's BmpImagePlugin: a palette that is
@@ -289,11 +189,12 @@ Image read_image(const fs::path& path, int64_t max_pixels) {
   if (data.empty()) fail("image '{}' is empty", path.string());
   auto [w, h] = probe_bytes(data);
   if (w >= 0) detail::check_image_size(path, w, h, max_pixels);
-  if (data.size() >= 8 && std::memcmp(data.data(), "\x89PNG\r\n\x1a\n", 8) == 0) return decode_png(path, data, max_pixels);
+  if (data.size() >= 8 && std::memcmp(data.data(), "\x89PNG\r\n\x1a\n", 8) == 0)
+    return decode_png_modes(path, data, max_pixels);
   if (is_gif(data)) return decode_gif(data, path.string(), max_pixels);
   if (is_ico(data))
     return decode_ico(data, path.string(), max_pixels,
-                      [&](std::string_view png) { return decode_png(path, std::string(png), max_pixels); });
+                      [&](std::string_view png) { return decode_png_modes(path, png, max_pixels); });
   if (const char* kind = unsupported_format(data))
     fail("image '{}': {} is not a format rdm reads", path.string(), kind);
   if (Image bmp; decode_bmp_palette(path, data, bmp)) return bmp;
@@ -305,11 +206,21 @@ Image read_image(const fs::path& path, int64_t max_pixels) {
   return img;
 }
 
-Image to_rgb(const Image& img) {
-  Image out;
+RgbImage::RgbImage(int64_t h, int64_t w, uint8_t fill) {
+  width = static_cast<int>(w);
+  height = static_cast<int>(h);
+  pixels.assign(static_cast<size_t>(h * w * 3), fill);
+}
+
+RgbImage::RgbImage(Image rgb) : Image(std::move(rgb)) {
+  if (mode != ImageMode::RGB)
+    fail("expected an RGB image, got mode {} (convert it with to_rgb)", image_mode_name(mode));
+}
+
+RgbImage to_rgb(const Image& img) {
+  RgbImage out;
   out.width = img.width;
   out.height = img.height;
-  out.mode = ImageMode::RGB;
   out.format = img.format;
   const size_t n = size_t(img.width) * img.height;
   out.pixels.resize(n * 3);

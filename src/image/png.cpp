@@ -1,5 +1,6 @@
 // PNG encode/decode with text chunks through libpng (no reference file: knn2img saves with
-// PIL without metadata; the chunk layout follows what other diffusion tools write).
+// PIL without metadata; the chunk layout follows what other diffusion tools write). Decoding
+// goes through the one PNG decoder, png_decode.cpp.
 // libpng reports errors by longjmp: the functions that call it keep only trivially
 // destructible locals between setjmp and the libpng calls, and turn failures into rdm::Error.
 #include "rdm/image/png.hpp"
@@ -13,6 +14,7 @@
 #include "rdm/io/atomic_file.hpp"
 #include "rdm/io/safe_file.hpp"
 #include "rdm/image/png_text.hpp"
+#include "image/png_decode.hpp"
 
 namespace rdm::image {
 namespace fs = std::filesystem;
@@ -44,18 +46,6 @@ void write_cb(png_structp png, png_bytep data, png_size_t n) {
   b->out->append(reinterpret_cast<const char*>(data), n);
 }
 void flush_cb(png_structp) {}
-
-struct ReadBuffer {
-  const unsigned char* data;
-  size_t size;
-  size_t pos;
-};
-void read_cb(png_structp png, png_bytep out, png_size_t n) {
-  auto* b = static_cast<ReadBuffer*>(png_get_io_ptr(png));
-  if (n > b->size - b->pos) png_error(png, "file is truncated");
-  std::memcpy(out, b->data + b->pos, n);
-  b->pos += n;
-}
 
 bool is_ascii(const std::string& s) {
   for (unsigned char c : s)
@@ -97,82 +87,12 @@ bool encode_impl(const RgbImage& image, png_text* texts, int ntext, std::string*
   return true;
 }
 
-struct DecodeState {
-  png_uint_32 width = 0, height = 0;
-  std::vector<uint8_t>* pixels = nullptr;
-  std::vector<PngText>* text = nullptr;
-  std::vector<png_bytep>* rows = nullptr;
-};
-
-void collect_text(png_structp png, png_infop info, std::vector<PngText>* out) {
-  png_textp t = nullptr;
-  int n = 0;
-  png_get_text(png, info, &t, &n);
-  for (int i = 0; i < n; ++i) {
-    PngText pt;
-    pt.key = t[i].key ? t[i].key : "";
-    size_t len = t[i].compression >= PNG_ITXT_COMPRESSION_NONE ? t[i].itxt_length : t[i].text_length;
-    if (t[i].text) pt.text.assign(t[i].text, len);
-    out->push_back(std::move(pt));
-  }
-}
-
-bool decode_impl(const std::string& bytes, bool want_pixels, DecodeState* st, ErrorSink* sink) {
-  png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, sink, on_error, on_warning);
-  if (!png) return false;
-  png_infop info = png_create_info_struct(png);
-  png_infop end = png_create_info_struct(png);
-  if (!info || !end) {
-    png_destroy_read_struct(&png, &info, &end);
-    return false;
-  }
-  ReadBuffer rb{reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), 0};
-  if (setjmp(png_jmpbuf(png))) {
-    png_destroy_read_struct(&png, &info, &end);
-    return false;
-  }
-  png_set_read_fn(png, &rb, read_cb);
-  png_set_user_limits(png, 1u << 16, 1u << 16);
-  png_set_chunk_cache_max(png, 1000);
-  png_set_chunk_malloc_max(png, kMaxPngChunkBytes);
-  png_read_info(png, info);
-  png_uint_32 w = png_get_image_width(png, info), h = png_get_image_height(png, info);
-  if (static_cast<int64_t>(w) * static_cast<int64_t>(h) > kMaxPngPixels)
-    png_error(png, "image is too large");
-  st->width = w;
-  st->height = h;
-  collect_text(png, info, st->text);
-  if (!want_pixels) {
-    png_destroy_read_struct(&png, &info, &end);
-    return true;
-  }
-  int color = png_get_color_type(png, info);
-  int depth = png_get_bit_depth(png, info);
-  if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
-  if (color == PNG_COLOR_TYPE_GRAY && depth < 8) png_set_expand_gray_1_2_4_to_8(png);
-  if (png_get_valid(png, info, PNG_INFO_tRNS)) png_set_tRNS_to_alpha(png);
-  if (depth == 16) png_set_strip_16(png);
-  if (color == PNG_COLOR_TYPE_GRAY || color == PNG_COLOR_TYPE_GRAY_ALPHA) png_set_gray_to_rgb(png);
-  png_set_strip_alpha(png);
-  png_set_interlace_handling(png);
-  png_read_update_info(png, info);
-  if (png_get_rowbytes(png, info) != static_cast<size_t>(w) * 3) png_error(png, "unexpected row layout");
-  st->pixels->resize(static_cast<size_t>(w) * h * 3);
-  st->rows->resize(h);
-  for (png_uint_32 y = 0; y < h; ++y) (*st->rows)[y] = st->pixels->data() + static_cast<size_t>(y) * w * 3;
-  png_read_image(png, st->rows->data());
-  png_read_end(png, end);
-  collect_text(png, end, st->text);
-  png_destroy_read_struct(&png, &info, &end);
-  return true;
-}
-
 }  // namespace
 
 std::string encode_png(const RgbImage& image, const std::vector<PngText>& text) {
   if (image.height <= 0 || image.width <= 0 || image.height > (1 << 16) || image.width > (1 << 16))
     fail("cannot encode a PNG of {}x{} pixels", image.width, image.height);
-  if (image.pixels.size() != static_cast<size_t>(image.height * image.width * 3))
+  if (image.pixels.size() != size_t(image.height) * size_t(image.width) * 3)
     fail("PNG image buffer has {} bytes, expected {}x{}x3", image.pixels.size(), image.height, image.width);
   std::vector<png_text> chunks(text.size());
   for (size_t i = 0; i < text.size(); ++i) {
@@ -192,7 +112,7 @@ std::string encode_png(const RgbImage& image, const std::vector<PngText>& text) 
   }
   std::vector<png_bytep> rows(static_cast<size_t>(image.height));
   for (int64_t y = 0; y < image.height; ++y)
-    rows[y] = const_cast<png_bytep>(image.pixels.data() + y * image.width * 3);
+    rows[y] = const_cast<png_bytep>(image.pixels.data() + size_t(y) * size_t(image.width) * 3);
   std::string out;
   ErrorSink sink;
   if (!encode_impl(image, chunks.data(), static_cast<int>(chunks.size()), &out, rows.data(), &sink))
@@ -205,19 +125,22 @@ void write_png(const fs::path& path, const RgbImage& image, const std::vector<Pn
 }
 
 PngFile decode_png(const std::string& bytes, const std::string& name) {
-  static const unsigned char sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-  if (bytes.size() < 8 || std::memcmp(bytes.data(), sig, 8) != 0) fail("'{}' is not a PNG file", name);
+  detail::PngDecodeOptions o;
+  o.pixels = detail::PngPixels::Rgb8;
+  o.max_pixels = kMaxPngPixels;
+  o.max_side = 1u << 16;
+  o.bounded_chunks = true;
+  o.text = true;
+  detail::PngDecoded d = detail::decode_png_bytes(bytes, o);
+  if (d.failure) {
+    const detail::PngFailure& f = *d.failure;
+    if (f.kind == detail::PngFailure::NotPng) fail("'{}' is not a PNG file", name);
+    if (f.kind == detail::PngFailure::TooLarge) fail("cannot read PNG '{}': image is too large", name);
+    fail("cannot read PNG '{}': {}", name, f.message.empty() ? "out of memory" : f.message);
+  }
   PngFile f;
-  std::vector<png_bytep> rows;
-  DecodeState st;
-  st.pixels = &f.image.pixels;
-  st.text = &f.text;
-  st.rows = &rows;
-  ErrorSink sink;
-  if (!decode_impl(bytes, true, &st, &sink))
-    fail("cannot read PNG '{}': {}", name, sink.message[0] ? sink.message : "out of memory");
-  f.image.height = st.height;
-  f.image.width = st.width;
+  f.image = RgbImage(std::move(d.image));
+  f.text = std::move(d.text);
   return f;
 }
 

@@ -5,18 +5,21 @@
 
 #include <algorithm>
 #include <cmath>
-#include <set>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 #include <torch/nn/functional/padding.h>
 #include <torch/nn/functional/pooling.h>
 #include <torch/nn/functional/upsampling.h>
 
+#include "ldm/config_keys.hpp"
 #include "rdm/runtime/error.hpp"
 #include "rdm/runtime/runtime.hpp"
 
 namespace rdm::ldm {
 namespace F = torch::nn::functional;
+using config_detail::Integers;
+using config_detail::ObjectReader;
 using nlohmann::json;
 
 namespace {
@@ -34,140 +37,103 @@ torch::nn::Conv2d make_conv(int64_t in, int64_t out, int64_t k, int64_t stride, 
 // one full-resolution activation less at the peak of a 768x768 decode).
 torch::Tensor swish_(torch::Tensor h) { return h.mul_(torch::sigmoid(h)); }
 
-int64_t get_int(const json& j, const char* key, const char* where) {
-  if (!j.is_number_integer()) fail("{}: '{}' must be an integer, got {}", where, key, j.dump());
-  return j.get<int64_t>();
-}
-
-std::vector<int64_t> get_int_list(const json& j, const char* key, const char* where) {
-  if (!j.is_array()) fail("{}: '{}' must be a list of integers, got {}", where, key, j.dump());
-  std::vector<int64_t> out;
-  for (const auto& v : j) {
-    if (!v.is_number_integer()) fail("{}: '{}' must be a list of integers, got {}", where, key, j.dump());
-    out.push_back(v.get<int64_t>());
-  }
-  return out;
-}
-
-bool get_bool(const json& j, const char* key, const char* where) {
-  if (!j.is_boolean()) fail("{}: '{}' must be true or false, got {}", where, key, j.dump());
-  return j.get<bool>();
-}
-
-double get_double(const json& j, const char* key, const char* where) {
-  if (!j.is_number()) fail("{}: '{}' must be a number, got {}", where, key, j.dump());
-  return j.get<double>();
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------
 // Configuration
 
-DDConfig DDConfig::from_json(const json& j) {
-  constexpr const char* where = "first stage ddconfig";
-  if (!j.is_object()) fail("{}: expected an object, got {}", where, j.dump());
+DDConfig DDConfig::from_json(const json& j, const std::string& where) {
+  ObjectReader r(j, where, Integers::Strict);
   DDConfig c;
-  bool have_z = false, have_res = false, have_ch = false, have_nrb = false, have_attn = false;
-  for (const auto& [key, v] : j.items()) {
-    if (key == "double_z") c.double_z = get_bool(v, "double_z", where);
-    else if (key == "z_channels") { c.z_channels = get_int(v, "z_channels", where); have_z = true; }
-    else if (key == "resolution") { c.resolution = get_int(v, "resolution", where); have_res = true; }
-    else if (key == "in_channels") c.in_channels = get_int(v, "in_channels", where);
-    else if (key == "out_ch") c.out_ch = get_int(v, "out_ch", where);
-    else if (key == "ch") { c.ch = get_int(v, "ch", where); have_ch = true; }
-    else if (key == "ch_mult") c.ch_mult = get_int_list(v, "ch_mult", where);
-    else if (key == "num_res_blocks") { c.num_res_blocks = get_int(v, "num_res_blocks", where); have_nrb = true; }
-    else if (key == "attn_resolutions") { c.attn_resolutions = get_int_list(v, "attn_resolutions", where); have_attn = true; }
-    else if (key == "dropout") c.dropout = get_double(v, "dropout", where);
-    else if (key == "resamp_with_conv") c.resamp_with_conv = get_bool(v, "resamp_with_conv", where);
-    else if (key == "give_pre_end") c.give_pre_end = get_bool(v, "give_pre_end", where);
-    else if (key == "tanh_out") c.tanh_out = get_bool(v, "tanh_out", where);
-    else if (key == "use_linear_attn") {
-      if (get_bool(v, "use_linear_attn", where)) fail("{}: 'use_linear_attn: true' (LinAttnBlock) is not supported", where);
-    } else if (key == "attn_type") {
-      if (!v.is_string()) fail("{}: 'attn_type' must be a string", where);
-      c.attn_type = v.get<std::string>();
-      if (c.attn_type != "vanilla" && c.attn_type != "none")
-        fail("{}: attn_type '{}' is not supported (vanilla or none)", where, c.attn_type);
-    } else {
-      fail("{}: unknown key '{}'", where, key);
-    }
-  }
-  if (!have_z) fail("{}: missing 'z_channels'", where);
-  if (!have_res) fail("{}: missing 'resolution'", where);
-  if (!have_ch) fail("{}: missing 'ch'", where);
-  if (!have_nrb) fail("{}: missing 'num_res_blocks'", where);
-  if (!have_attn) fail("{}: missing 'attn_resolutions'", where);
-  if (c.ch_mult.empty()) fail("{}: 'ch_mult' is empty", where);
+  c.z_channels = r.required<int64_t>("z_channels");
+  c.resolution = r.required<int64_t>("resolution");
+  c.ch = r.required<int64_t>("ch");
+  c.num_res_blocks = r.required<int64_t>("num_res_blocks");
+  c.attn_resolutions = r.required<std::vector<int64_t>>("attn_resolutions");
+  r.get("double_z", c.double_z);
+  r.get("in_channels", c.in_channels);
+  r.get("out_ch", c.out_ch);
+  r.get("ch_mult", c.ch_mult);
+  r.get("dropout", c.dropout);
+  r.get("resamp_with_conv", c.resamp_with_conv);
+  r.get("give_pre_end", c.give_pre_end);
+  r.get("tanh_out", c.tanh_out);
+  bool linear_attn = false;
+  r.get("use_linear_attn", linear_attn);
+  if (linear_attn) fail("config: '{}' = true (LinAttnBlock) is not supported", r.path("use_linear_attn"));
+  r.get("attn_type", c.attn_type);
+  if (c.attn_type != "vanilla" && c.attn_type != "none")
+    fail("config: '{}' = '{}' is not supported (vanilla or none)", r.path("attn_type"), c.attn_type);
+  r.finish();
+  if (c.ch_mult.empty()) fail("config: '{}' is empty", r.path("ch_mult"));
   for (int64_t m : c.ch_mult)
-    if (m <= 0) fail("{}: 'ch_mult' entries must be positive", where);
-  if (c.z_channels <= 0 || c.ch <= 0 || c.resolution <= 0 || c.in_channels <= 0 || c.out_ch <= 0 ||
-      c.num_res_blocks < 0)
-    fail("{}: channel counts, resolution and num_res_blocks must be positive", where);
+    if (m <= 0) fail("config: '{}' entries must be positive", r.path("ch_mult"));
+  for (const auto& [key, value] : {std::pair<const char*, int64_t>{"z_channels", c.z_channels},
+                                   {"ch", c.ch}, {"resolution", c.resolution},
+                                   {"in_channels", c.in_channels}, {"out_ch", c.out_ch}})
+    if (value <= 0) fail("config: '{}' = {} must be positive", r.path(key), value);
+  if (c.num_res_blocks < 0) fail("config: '{}' = {} must not be negative", r.path("num_res_blocks"), c.num_res_blocks);
   for (int64_t m : c.ch_mult)
-    if ((c.ch * m) % 32 != 0) fail("{}: ch*ch_mult = {} is not a multiple of the 32 GroupNorm groups", where, c.ch * m);
+    if ((c.ch * m) % 32 != 0)
+      fail("config: '{}' times '{}' = {} is not a multiple of the 32 GroupNorm groups", r.path("ch"),
+           r.path("ch_mult"), c.ch * m);
   return c;
 }
 
 int64_t DDConfig::downsample_factor() const { return int64_t{1} << (ch_mult.size() - 1); }
 
-AutoencoderKind AutoencoderConfig::kind_from_class(const std::string& target) {
+AutoencoderKind AutoencoderConfig::kind_from_class(const std::string& target, const std::string& where) {
   auto dot = target.rfind('.');
   std::string name = dot == std::string::npos ? target : target.substr(dot + 1);
   if (name == "AutoencoderKL") return AutoencoderKind::KL;
   if (name == "VQModelInterface" || name == "VQModel") return AutoencoderKind::VQ;
+  if (!where.empty())
+    fail("config: '{}' = '{}' is not supported (AutoencoderKL, VQModelInterface)", where, target);
   fail("first stage: unsupported class '{}' (AutoencoderKL, VQModelInterface)", target);
 }
 
-AutoencoderConfig AutoencoderConfig::from_json(const json& p, AutoencoderKind kind) {
-  const char* where = kind == AutoencoderKind::KL ? "first stage (AutoencoderKL) params"
-                                                   : "first stage (VQModelInterface) params";
-  if (!p.is_object()) fail("{}: expected an object", where);
-  static const std::set<std::string> ignored = {"lossconfig",  "monitor",         "image_key",
-                                                "ckpt_path",   "ignore_keys",     "scheduler_config",
-                                                "lr_g_factor", "batch_resize_range"};
+AutoencoderConfig AutoencoderConfig::from_json(const json& p, AutoencoderKind kind, const std::string& where) {
+  ObjectReader r(p, where, Integers::Strict);
   AutoencoderConfig c;
   c.kind = kind;
-  bool have_dd = false, have_embed = false, have_n = false;
-  for (const auto& [key, v] : p.items()) {
-    if (key == "ddconfig") { c.ddconfig = DDConfig::from_json(v); have_dd = true; }
-    else if (key == "embed_dim") { c.embed_dim = get_int(v, "embed_dim", where); have_embed = true; }
-    else if (key == "n_embed" && kind == AutoencoderKind::VQ) { c.n_embed = get_int(v, "n_embed", where); have_n = true; }
-    else if (key == "sane_index_shape" && kind == AutoencoderKind::VQ) get_bool(v, "sane_index_shape", where);
-    else if (key == "remap" && kind == AutoencoderKind::VQ) {
-      if (!v.is_null()) fail("{}: 'remap' (index remapping) is not supported", where);
-    } else if (key == "use_ema" && kind == AutoencoderKind::VQ) {
-      if (get_bool(v, "use_ema", where)) fail("{}: 'use_ema: true' is not supported for the first stage", where);
-    } else if (key == "colorize_nlabels") {
-      if (!v.is_null()) fail("{}: 'colorize_nlabels' is not supported", where);
-    } else if (ignored.count(key)) {
-      // training-only option
-    } else {
-      fail("{}: unknown key '{}'", where, key);
-    }
+  const json* dd = r.find("ddconfig");
+  if (!dd) fail("config: '{}' is missing", r.path("ddconfig"));
+  c.ddconfig = DDConfig::from_json(*dd, r.path("ddconfig"));
+  c.embed_dim = r.required<int64_t>("embed_dim");
+  if (kind == AutoencoderKind::VQ) {
+    c.n_embed = r.required<int64_t>("n_embed");
+    bool sane_index_shape = false;  // shape of the returned indices only
+    r.get("sane_index_shape", sane_index_shape);
+    if (const json* v = r.find("remap"); v && !v->is_null())
+      fail("config: '{}' (index remapping) is not supported", r.path("remap"));
+    bool use_ema = false;
+    r.get("use_ema", use_ema);
+    if (use_ema) fail("config: '{}' = true is not supported for the first stage", r.path("use_ema"));
   }
-  if (!have_dd) fail("{}: missing 'ddconfig'", where);
-  if (!have_embed) fail("{}: missing 'embed_dim'", where);
-  if (c.embed_dim <= 0) fail("{}: 'embed_dim' must be positive", where);
+  if (const json* v = r.find("colorize_nlabels"); v && !v->is_null())
+    fail("config: '{}' is not supported", r.path("colorize_nlabels"));
+  r.ignore({"lossconfig", "monitor", "image_key", "ckpt_path", "ignore_keys", "scheduler_config", "lr_g_factor",
+            "batch_resize_range"});  // training only
+  r.finish();
+  if (c.embed_dim <= 0) fail("config: '{}' = {} must be positive", r.path("embed_dim"), c.embed_dim);
   if (kind == AutoencoderKind::KL) {
-    if (!c.ddconfig.double_z) fail("{}: AutoencoderKL needs ddconfig.double_z = true", where);
+    if (!c.ddconfig.double_z) fail("config: '{}' must be true for AutoencoderKL", r.path("ddconfig.double_z"));
   } else {
-    if (!have_n) fail("{}: missing 'n_embed'", where);
-    if (c.n_embed <= 0) fail("{}: 'n_embed' must be positive", where);
+    if (c.n_embed <= 0) fail("config: '{}' = {} must be positive", r.path("n_embed"), c.n_embed);
     if (c.ddconfig.double_z)
-      fail("{}: VQModel with ddconfig.double_z = true does not fit its quant_conv (z_channels -> embed_dim)", where);
+      fail("config: '{}' = true does not fit VQModel's quant_conv (z_channels -> embed_dim)",
+           r.path("ddconfig.double_z"));
   }
   return c;
 }
 
-AutoencoderConfig AutoencoderConfig::from_target_json(const json& cfg) {
-  if (!cfg.is_object() || !cfg.contains("target") || !cfg.at("target").is_string())
-    fail("first_stage_config: expected an object with a string 'target'");
-  for (const auto& [key, v] : cfg.items())
-    if (key != "target" && key != "params") fail("first_stage_config: unknown key '{}'", key);
-  if (!cfg.contains("params")) fail("first_stage_config: missing 'params'");
-  return from_json(cfg.at("params"), kind_from_class(cfg.at("target").get<std::string>()));
+AutoencoderConfig AutoencoderConfig::from_target_json(const json& cfg, const std::string& where) {
+  ObjectReader r(cfg, where, Integers::Strict);
+  const std::string target = r.required<std::string>("target");
+  const json* params = r.find("params");
+  if (!params) fail("config: '{}' is missing", r.path("params"));
+  r.finish();
+  return from_json(*params, kind_from_class(target, r.path("target")), r.path("params"));
 }
 
 // ---------------------------------------------------------------------------------------------

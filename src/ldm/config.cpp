@@ -144,8 +144,8 @@ LdmConfig LdmConfig::from_json(const json& p, const std::string& where) {
     const json* fp = fr.find("params");
     if (!fp) fail("config: '{}' is missing", fr.path("params"));
     fr.finish();
-    const AutoencoderKind kind = located(fr.path("target"), [&] { return AutoencoderConfig::kind_from_class(target); });
-    c.first_stage = located(fr.path("params"), [&] { return AutoencoderConfig::from_json(*fp, kind); });
+    const AutoencoderKind kind = AutoencoderConfig::kind_from_class(target, fr.path("target"));
+    c.first_stage = AutoencoderConfig::from_json(*fp, kind, fr.path("params"));
   }
 
   // Conditioning stage: RDM feeds the (CLIP) context to the UNet as is (torch.nn.Identity).

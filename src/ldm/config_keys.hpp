@@ -1,4 +1,5 @@
-// Internal: strict reading of a JSON object of constructor arguments (UNetConfig, LdmConfig).
+// Internal: strict reading of a JSON object of constructor arguments (UNetConfig, LdmConfig,
+// AutoencoderConfig / DDConfig).
 // Every key must be read, explicitly ignored, or it is reported as unknown; a value of the
 // wrong type is an error naming the key by its full path ("model.params.unet_config.params.dims").
 #pragma once
@@ -28,9 +29,14 @@ inline std::string type_name(const json& v) {
   return "a value";
 }
 
+// Integers: whole floats (4.0) accepted as integers (LdmConfig, UNetConfig), or JSON integers
+// only (the first stage's configs, which have always been read that strictly).
+enum class Integers { AllowWholeFloats, Strict };
+
 class ObjectReader {
  public:
-  ObjectReader(const json& j, std::string where) : j_(j), where_(std::move(where)) {
+  ObjectReader(const json& j, std::string where, Integers integers = Integers::AllowWholeFloats)
+      : j_(j), where_(std::move(where)), integers_(integers) {
     if (!j_.is_object()) fail("config: '{}' must be a mapping, got {}", where_, type_name(j_));
   }
 
@@ -45,7 +51,7 @@ class ObjectReader {
 
   // Optional keys: leave `out` unchanged when absent.
   void get(const std::string& key, int64_t& out) {
-    if (const json* v = find(key)) out = as_int(*v, path(key));
+    if (const json* v = find(key)) out = integer(*v, path(key));
   }
   void get(const std::string& key, double& out) {
     if (const json* v = find(key)) out = as_double(*v, path(key));
@@ -66,14 +72,14 @@ class ObjectReader {
     if (const json* v = find(key)) {
       if (!v->is_array()) fail("config: '{}' must be a list of integers, got {}", path(key), type_name(*v));
       out.clear();
-      for (size_t i = 0; i < v->size(); ++i) out.push_back(as_int((*v)[i], path(key) + "[" + std::to_string(i) + "]"));
+      for (size_t i = 0; i < v->size(); ++i) out.push_back(integer((*v)[i], path(key) + "[" + std::to_string(i) + "]"));
     }
   }
   // Optional integer that may be null.
   void get(const std::string& key, std::optional<int64_t>& out) {
     if (const json* v = find(key)) {
       if (v->is_null()) out.reset();
-      else out = as_int(*v, path(key));
+      else out = integer(*v, path(key));
     }
   }
   template <typename T>
@@ -102,6 +108,12 @@ class ObjectReader {
     }
     fail("config: '{}' must be an integer, got {}", where, type_name(v));
   }
+  // as_int, or JSON integers only when reading with Integers::Strict.
+  int64_t integer(const json& v, const std::string& where) const {
+    if (integers_ == Integers::Strict && !v.is_number_integer())
+      fail("config: '{}' must be an integer, got {}", where, type_name(v));
+    return as_int(v, where);
+  }
   static double as_double(const json& v, const std::string& where) {
     if (v.is_number()) return v.get<double>();
     fail("config: '{}' must be a number, got {}", where, type_name(v));
@@ -110,6 +122,7 @@ class ObjectReader {
  private:
   const json& j_;
   std::string where_;
+  Integers integers_;
   std::set<std::string> seen_;
 };
 

@@ -86,6 +86,19 @@ std::string Database::hash() const { return impl_->manifest.content_hash; }
 const Manifest& Database::manifest() const { return impl_->manifest; }
 const fs::path& Database::dir() const { return impl_->dir; }
 
+clip::Preprocess Database::preprocess() const {
+  return impl_->manifest.preprocess == "rdm" ? clip::Preprocess::Rdm : clip::Preprocess::Clip;
+}
+
+std::string Database::source_path(int64_t id) const {
+  const fs::path root = impl_->manifest.source_root();
+  if (root.empty()) return {};
+  const std::string path = item(id).path;
+  return path.empty() ? std::string() : (root / path).string();
+}
+
+std::string Database::clip_model() const { return impl_->manifest.source_clip_model(); }
+
 void Database::check_query_encoder(const std::string& identity, int64_t dim) const {
   const Manifest& m = impl_->manifest;
   if (dim != m.dim || arch_of(identity) != arch_of(m.clip_identity))

@@ -19,6 +19,10 @@ std::string utc_now() {
   return buf;
 }
 
+std::string Manifest::source_kind() const { return source.value("kind", std::string()); }
+std::string Manifest::source_root() const { return source.value("root", std::string()); }
+std::string Manifest::source_clip_model() const { return source.value("clip_model", std::string()); }
+
 json Manifest::to_json() const {
   return json{
       {"format", "rdm-style-database"},

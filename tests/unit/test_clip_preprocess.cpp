@@ -12,6 +12,7 @@
 #include "rdm/clip/preprocess.hpp"
 #include "rdm/runtime/error.hpp"
 #include "rdm/image/image.hpp"
+#include "rdm/image/png.hpp"
 
 namespace fs = std::filesystem;
 using rdm::image::Image;
@@ -160,6 +161,55 @@ TEST(ClipPreprocess, PngModesLikePillow) {
   // whole pipeline on a palette image: resized in P mode, 3x224x224
   auto t = rdm::clip::preprocess_file(d / "p.png", 224);
   EXPECT_EQ(t.sizes(), (std::vector<int64_t>{3, 224, 224}));
+  fs::remove_all(d);
+}
+
+// read_image (Pillow's modes) and read_png (8-bit RGB) run the same PNG decoder; they differ
+// only where Pillow and libpng's transforms differ: grey below 8 bits (raw vs scaled) and
+// grey 16 bits (clipped vs high byte).
+TEST(PngDecoder, ModesAndRgbPathsShareOneDecoder) {
+  const fs::path d = tmpdir();
+  std::string plte = std::string("\x00\x00\x00\x10\x20\x30\xff\x00\x00", 9);
+  const std::vector<std::pair<std::string, std::string>> same = {
+      {"p.png", png(4, 1, 2, 3, {std::string("\x1b", 1)}, plte)},
+      {"b1.png", png(3, 1, 1, 0, {std::string("\xa0", 1)})},
+      {"g8.png", png(4, 1, 8, 0, {std::string("\x01\x02\x03\xf4", 4)})},
+      {"c16.png", png(1, 1, 16, 2, {std::string("\x13\x88\x00\x05\xff\xff", 6)})},
+      {"la.png", png(1, 1, 8, 4, {std::string("\x40\x80", 2)})},
+      {"rgba.png", png(2, 1, 8, 6, {std::string("\x01\x02\x03\x04\x05\x06\x07\x08", 8)})}};
+  for (const auto& [name, bytes] : same) {
+    const rdm::image::RgbImage rgb = rdm::image::read_png(write(d / name, bytes)).image;
+    const rdm::image::RgbImage modes = rdm::image::to_rgb(rdm::image::read_image(d / name));
+    EXPECT_EQ(rgb.mode, ImageMode::RGB) << name;
+    EXPECT_EQ(rgb.width, modes.width) << name;
+    EXPECT_EQ(rgb.pixels, modes.pixels) << name;
+  }
+  auto g2 = rdm::image::decode_png(png(4, 1, 2, 0, {std::string("\x1b", 1)}), "g2").image;
+  EXPECT_EQ(g2.pixels, (std::vector<uint8_t>{0, 0, 0, 85, 85, 85, 170, 170, 170, 255, 255, 255}));
+  auto g16 = rdm::image::decode_png(png(2, 1, 16, 0, {std::string("\x13\x88\x00\x05", 4)}), "g16").image;
+  EXPECT_EQ(g16.pixels, (std::vector<uint8_t>{0x13, 0x13, 0x13, 0, 0, 0}));
+  // An RgbImage is an Image of mode RGB, and only that.
+  EXPECT_THROW(rdm::image::RgbImage(make(1, 1, ImageMode::L, {7})), rdm::Error);
+  EXPECT_EQ(rdm::image::RgbImage(2, 1, 9).pixels, (std::vector<uint8_t>(6, 9)));
+  // Each path keeps its own error wording.
+  const std::string good = png(4, 1, 8, 0, {std::string("\x01\x02\x03\x04", 4)});
+  auto message = [](auto&& f) -> std::string {
+    try {
+      f();
+    } catch (const rdm::Error& e) {
+      return e.what();
+    }
+    return "<no error>";
+  };
+  EXPECT_NE(message([&] { rdm::image::decode_png("GIF89a", "x.png"); }).find("'x.png' is not a PNG file"),
+            std::string::npos);
+  EXPECT_NE(message([&] { rdm::image::decode_png(good.substr(0, good.size() - 20), "t.png"); })
+                .find("cannot read PNG 't.png': "),
+            std::string::npos);
+  const fs::path trunc = write(d / "trunc.png", good.substr(0, good.size() - 20));
+  EXPECT_NE(message([&] { rdm::image::read_image(trunc); }).find("corrupt PNG"), std::string::npos);
+  EXPECT_NE(message([&] { rdm::image::read_image(write(d / "big.png", good), 3); }).find("exceeds the limit of 3"),
+            std::string::npos);
   fs::remove_all(d);
 }
 

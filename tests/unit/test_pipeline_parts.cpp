@@ -10,6 +10,7 @@
 #include "rdm/app/output.hpp"
 #include "rdm/app/pipeline.hpp"
 #include "rdm/app/sweep.hpp"
+#include "rdm/runtime/shard.hpp"
 
 using namespace rdm;
 
@@ -97,7 +98,7 @@ TEST(PipelineParts, SweepJobsShardsAndIds) {
   for (int64_t i = 0; i < 5; ++i)
     for (size_t p : shard_positions(jobs.size(), i, 5)) ++seen[p];
   for (int s : seen) EXPECT_EQ(s, 1);
-  EXPECT_EQ(parse_shard("3/8"), std::make_pair(int64_t(3), int64_t(8)));
+  EXPECT_EQ(parse_shard("3/8"), (Shard{3, 8}));
   EXPECT_THROW(parse_shard("8/8"), Error);
   EXPECT_THROW(parse_shard("-1/2"), Error);
   EXPECT_THROW(parse_shard("1"), Error);

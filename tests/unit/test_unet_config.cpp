@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -151,6 +152,47 @@ TEST(UnetConfig, UnknownKeysAreNamed) {
               {"lightning", {{"trainer", {{"benchmark", true}}}}}};
   doc["model"]["params"]["scheduler_config"] = {{"target", "ldm.lr_scheduler.LambdaLinearScheduler"}};
   EXPECT_NO_THROW(ldm::LdmConfig::from_string(doc.dump(), "doc.json"));
+}
+
+// The first stage's keys are named by their full path too (README: "Parsing is strict").
+TEST(UnetConfig, FirstStageKeysAreNamedByFullPath) {
+  const std::string params = "model.params.first_stage_config.params.";
+  auto with = [](const std::function<void(json&)>& edit) {
+    json p = tiny_params();
+    edit(p["first_stage_config"]["params"]);
+    return p;
+  };
+  expect_error([&] { LdmConfig::from_json(with([](json& f) { f["ddconfig"]["ch_mult"] = "1,2"; })); },
+               "config: '" + params + "ddconfig.ch_mult' must be a list of integers, got a string");
+  expect_error([&] { LdmConfig::from_json(with([](json& f) { f["ddconfig"]["ch_mult"] = {1, 2.5}; })); },
+               "'" + params + "ddconfig.ch_mult[1]' must be an integer");
+  expect_error([&] { LdmConfig::from_json(with([](json& f) { f["ddconfig"]["z_chanels"] = 4; })); },
+               "unknown key '" + params + "ddconfig.z_chanels'");
+  expect_error([&] { LdmConfig::from_json(with([](json& f) { f["ddconfig"].erase("resolution"); })); },
+               "'" + params + "ddconfig.resolution' is missing");
+  expect_error([&] { LdmConfig::from_json(with([](json& f) { f["ddconfig"]["double_z"] = false; })); },
+               "'" + params + "ddconfig.double_z' must be true for AutoencoderKL");
+  expect_error([&] { LdmConfig::from_json(with([](json& f) { f["ddconfig"]["ch"] = 24; })); },
+               params + "ddconfig.ch");
+  expect_error([&] { LdmConfig::from_json(with([](json& f) { f["embed_dim"] = true; })); },
+               "'" + params + "embed_dim' must be an integer, got a boolean");
+  expect_error([&] { LdmConfig::from_json(with([](json& f) { f["n_embed"] = 16; })); },
+               "unknown key '" + params + "n_embed'");  // KL has no codebook
+  // As before, the first stage takes JSON integers only (the UNet also takes 32.0).
+  expect_error([&] { LdmConfig::from_json(with([](json& f) { f["ddconfig"]["ch"] = 32.0; })); },
+               "'" + params + "ddconfig.ch' must be an integer, got a number");
+  json vq = tiny_params();
+  vq["first_stage_config"]["target"] = "ldm.models.autoencoder.VQModelInterface";
+  vq["first_stage_config"]["params"]["ddconfig"]["double_z"] = false;
+  expect_error([&] { LdmConfig::from_json(vq); }, "'" + params + "n_embed' is missing");
+  vq["first_stage_config"]["params"]["n_embed"] = 16;
+  vq["first_stage_config"]["params"]["remap"] = "used.npy";
+  expect_error([&] { LdmConfig::from_json(vq); }, "'" + params + "remap' (index remapping) is not supported");
+  vq["first_stage_config"]["params"].erase("remap");
+  EXPECT_EQ(LdmConfig::from_json(vq).first_stage.n_embed, 16);
+  vq["first_stage_config"]["target"] = "ldm.models.autoencoder.IdentityFirstStage";
+  expect_error([&] { LdmConfig::from_json(vq); }, "'model.params.first_stage_config.target' = "
+                                                  "'ldm.models.autoencoder.IdentityFirstStage' is not supported");
 }
 
 TEST(UnetConfig, UnsupportedAndInvalidValues) {

@@ -60,9 +60,7 @@ SampleRequest job_request(const SweepJob& job);
 void check_jobs(const std::vector<SweepJob>& jobs, const std::filesystem::path& model_config,
                 const std::string& device, const std::string& precision);
 
-// "I/N" (0 <= I < N) -> {I, N}. Throws rdm::Error otherwise.
-std::pair<int64_t, int64_t> parse_shard(const std::string& spec);
-// Positions of the jobs of shard I of N.
+// Positions of the jobs of shard I of N (--shard I/N: parse_shard, rdm/runtime/shard.hpp).
 std::vector<size_t> shard_positions(size_t jobs, int64_t shard_index, int64_t shard_count);
 
 struct SweepOptions {

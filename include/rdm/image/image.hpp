@@ -1,6 +1,7 @@
-// Image file decoding that keeps what Pillow calls the image "mode" (1, L, LA, P, RGB, RGBA,
-// I), so that CLIP preprocessing can follow Pillow's per-mode rules. PNG is decoded with
-// libpng (palette indices and bit depths preserved); every other format (JPEG, WEBP, BMP,
+// The image type of rdm, and image file decoding that keeps what Pillow calls the image "mode"
+// (1, L, LA, P, RGB, RGBA, I), so that CLIP preprocessing can follow Pillow's per-mode rules.
+// PNG is decoded with libpng (palette indices and bit depths preserved; the same decoder as
+// png.hpp's read_png, src/image/png_decode.hpp); every other format (JPEG, WEBP, BMP,
 // TIFF, ...) with OpenCV (IMREAD_UNCHANGED | IMREAD_IGNORE_ORIENTATION). EXIF orientation is
 // never applied.
 #pragma once
@@ -27,6 +28,17 @@ struct Image {
   int channels() const { return image_mode_channels(mode); }
 };
 
+// An Image of mode RGB: 8-bit, row-major H x W x 3, interleaved. What rdm generates, draws and
+// writes (png.hpp), and what to_rgb returns; every Image operation applies to it.
+struct RgbImage : Image {
+  RgbImage() = default;
+  RgbImage(int64_t height, int64_t width, uint8_t fill = 0);
+  // Takes an image of mode RGB; rdm::Error for any other mode (convert those with to_rgb).
+  explicit RgbImage(Image rgb);
+  uint8_t* at(int64_t y, int64_t x) { return pixels.data() + (y * width + x) * 3; }
+  const uint8_t* at(int64_t y, int64_t x) const { return pixels.data() + (y * width + x) * 3; }
+};
+
 // Pillow's Image.MAX_IMAGE_PIXELS * 2 (its DecompressionBombError threshold).
 constexpr int64_t kDefaultMaxImagePixels = 2LL * 89478485;
 
@@ -41,7 +53,7 @@ Image read_image(const std::filesystem::path& path, int64_t max_pixels = kDefaul
 std::pair<int64_t, int64_t> probe_image_size(const std::filesystem::path& path);
 
 // Pillow's convert("RGB"): grey replicated, alpha dropped, palette looked up, 1 -> 0/255,
-// I clipped to 0..255. Returns an RGB image (interleaved).
-Image to_rgb(const Image& img);
+// I clipped to 0..255.
+RgbImage to_rgb(const Image& img);
 
 }  // namespace rdm::image

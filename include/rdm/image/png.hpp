@@ -2,7 +2,8 @@
 // Every image carries its parameters: a human-readable `parameters` chunk (the layout other
 // diffusion tools write: prompt line, then "Steps: 50, Sampler: DDIM, ...") and an `rdm` chunk
 // holding the full JSON record. ASCII text goes into tEXt chunks, anything else into iTXt
-// (UTF-8). Images are 8-bit RGB, row-major [H, W, 3] like the reference's uint8 HWC arrays.
+// (UTF-8). Images are 8-bit RGB (RgbImage, image.hpp), row-major [H, W, 3] like the reference's
+// uint8 HWC arrays.
 #pragma once
 #include <cstdint>
 #include <filesystem>
@@ -10,18 +11,9 @@
 #include <string>
 #include <vector>
 
-namespace rdm::image {
+#include "rdm/image/image.hpp"
 
-// 8-bit RGB image, row-major H x W x 3 (no torch: cheap to include anywhere).
-struct RgbImage {
-  int64_t height = 0, width = 0;
-  std::vector<uint8_t> pixels;  // height * width * 3 bytes
-  RgbImage() = default;
-  RgbImage(int64_t h, int64_t w, uint8_t fill = 0)
-      : height(h), width(w), pixels(static_cast<size_t>(h * w * 3), fill) {}
-  uint8_t* at(int64_t y, int64_t x) { return pixels.data() + (y * width + x) * 3; }
-  const uint8_t* at(int64_t y, int64_t x) const { return pixels.data() + (y * width + x) * 3; }
-};
+namespace rdm::image {
 
 struct PngText {
   std::string key;   // 1..79 Latin-1 characters
@@ -44,7 +36,8 @@ std::string encode_png(const RgbImage& image, const std::vector<PngText>& text =
 void write_png(const std::filesystem::path& path, const RgbImage& image,
                const std::vector<PngText>& text = {});
 
-// Decodes any PNG (palette, grey, 16-bit, alpha are converted to 8-bit RGB; alpha dropped).
+// Decodes any PNG (palette, grey, 16-bit, alpha are converted to 8-bit RGB; alpha dropped) with
+// the decoder read_image uses (src/image/png_decode.hpp), reading the text chunks too.
 // Throws rdm::Error naming `name` for corrupt, truncated or oversized input.
 PngFile decode_png(const std::string& bytes, const std::string& name = "<memory>");
 PngFile read_png(const std::filesystem::path& path);

@@ -41,8 +41,9 @@ struct DDConfig {
   bool tanh_out = false;        // Decoder applies tanh at the end
   std::string attn_type = "vanilla";  // "vanilla" or "none" ("linear" is rejected)
 
-  // Parses a ddconfig object. Unknown keys -> rdm::Error naming the key.
-  static DDConfig from_json(const nlohmann::json& j);
+  // Parses a ddconfig object; `where` is its key path (errors name keys by their full path).
+  // Unknown keys -> rdm::Error naming the key.
+  static DDConfig from_json(const nlohmann::json& j, const std::string& where = "ddconfig");
   // Downsampling factor 2^(len(ch_mult)-1).
   int64_t downsample_factor() const;
 };
@@ -64,12 +65,16 @@ struct AutoencoderConfig {
   // ignored (training only): lossconfig, monitor, image_key, ckpt_path, ignore_keys,
   // scheduler_config, lr_g_factor, batch_resize_range, sane_index_shape. Rejected when set:
   // remap, colorize_nlabels, use_ema (they change the state dict or the outputs).
-  // Unknown keys -> rdm::Error naming the key.
-  static AutoencoderConfig from_json(const nlohmann::json& params, AutoencoderKind kind);
+  // Unknown keys -> rdm::Error naming the key by its full path (`where` + "." + key, e.g.
+  // 'model.params.first_stage_config.params.ddconfig.ch_mult').
+  static AutoencoderConfig from_json(const nlohmann::json& params, AutoencoderKind kind,
+                                     const std::string& where = "first_stage_config.params");
   // `{target, params}` object; the kind comes from the class name in `target`.
-  static AutoencoderConfig from_target_json(const nlohmann::json& cfg);
+  static AutoencoderConfig from_target_json(const nlohmann::json& cfg,
+                                            const std::string& where = "first_stage_config");
   // "ldm.models.autoencoder.AutoencoderKL" -> KL; "...VQModelInterface" / "...VQModel" -> VQ.
-  static AutoencoderKind kind_from_class(const std::string& target);
+  // Other classes: rdm::Error naming the key path `where` when given.
+  static AutoencoderKind kind_from_class(const std::string& target, const std::string& where = "");
   // Latent channels the diffusion model sees (embed_dim).
   int64_t latent_channels() const { return embed_dim; }
   int64_t downsample_factor() const { return ddconfig.downsample_factor(); }

@@ -11,6 +11,7 @@
 
 #include <torch/types.h>
 
+#include "rdm/clip/preprocess.hpp"
 #include "rdm/retrieval/manifest.hpp"
 
 namespace rdm::retrieval {
@@ -64,6 +65,14 @@ class Database {
 
   const Manifest& manifest() const;
   const std::filesystem::path& dir() const;
+  // The image preprocessing the database was built with, for image queries: Rdm for a database
+  // built with `--preprocess rdm`, Clip otherwise (imports record "unknown" and use Clip).
+  clip::Preprocess preprocess() const;
+  // Absolute path of item id's source image: the collection root joined with its stored path;
+  // "" when unknown (imports, or a manifest without a root).
+  std::string source_path(int64_t id) const;
+  // The CLIP weights `db build` used ("" for imports).
+  std::string clip_model() const;
   ItemInfo item(int64_t id) const;
   std::vector<std::pair<std::string, int64_t>> label_counts() const;
   // Throws rdm::Error when a query encoder (identity, dim) does not match the database.

@@ -32,6 +32,11 @@ struct Manifest {
   nlohmann::json source = nlohmann::json::object();  // kind (build/import/merge), root, shard, parts
   nlohmann::json report = nlohmann::json::object();  // counts, recall, timings
 
+  // Typed views of `source`; "" where the manifest records nothing.
+  std::string source_kind() const;        // "build", "import" or "merge"
+  std::string source_root() const;        // collection root (built and merged databases)
+  std::string source_clip_model() const;  // CLIP weights `db build` used (absolute path)
+
   nlohmann::json to_json() const;
   static Manifest from_json(const nlohmann::json& j, const std::string& where);
   // Reads dir/manifest.json; errors name the file and suggest `rdm db build` to repair.
