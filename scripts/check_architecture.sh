@@ -3,7 +3,8 @@
 #   layers     no include from a lower layer to a higher one:
 #                cli > app, selftest > ldm, retrieval, clip, sampler > formats, image > io, runtime
 #   sizes      no source file over 600 lines (the pickle opcode switch excepted)
-#   functions  no function over 120 lines (a definition opens at column 0 and closes with the
+#   functions  no function over 120 lines, the pickle opcode switch (Unpickler::run) excepted
+#              (a definition opens at column 0 and closes with the
 #              first "}" at column 0; the project's clang-format style puts them there)
 set -euo pipefail
 cd "${1:-$(dirname "$0")/..}"
@@ -55,7 +56,7 @@ if [[ "$what" == all || "$what" == functions ]]; then
     start > 0 {
       if (/^\}/) {
         n = FNR - start + 1
-        if (n > LIMIT) printf "functions: %s:%d: %d lines: %s\n", FILENAME, start, n, name
+        if (n > LIMIT && !(FILENAME ~ /src\/formats\/pickle\.cpp$/ && name ~ /Unpickler::run\(/)) printf "functions: %s:%d: %d lines: %s\n", FILENAME, start, n, name
         start = 0
       }
       next
