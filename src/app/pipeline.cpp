@@ -18,9 +18,7 @@
 #include <fstream>
 #include <mutex>
 
-#include "rdm/clip/clip_model.hpp"
-#include "rdm/clip/preprocess.hpp"
-#include "rdm/clip/tokenizer.hpp"
+#include "rdm/clip/query_encoder.hpp"
 #include "rdm/ldm/config.hpp"
 #include "rdm/runtime/error.hpp"
 #include "rdm/ldm/latent_diffusion.hpp"
@@ -93,10 +91,6 @@ std::string file_fingerprint(const fs::path& p) {
 
 namespace {
 
-torch::Tensor l2_normalize(const torch::Tensor& z) {
-  return z / at::linalg_vector_norm(z, 2, std::vector<int64_t>{1}, /*keepdim=*/true);
-}
-
 std::string dtype_name(torch::Dtype d) {
   return d == torch::kFloat16 ? "fp16" : d == torch::kBFloat16 ? "bf16" : "fp32";
 }
@@ -108,8 +102,7 @@ struct Pipeline::Impl {
   torch::Dtype dtype = torch::kFloat32;
   ldm::LdmConfig config;
   std::optional<ldm::LatentDiffusion> ldm;
-  std::optional<clip::ClipModel> clip;
-  std::optional<clip::Tokenizer> tokenizer;
+  std::optional<clip::QueryEncoder> encoder;  // tokenizer + CLIP (float32)
   std::string model_hash;
   double load_seconds = 0;
   // Databases stay open across requests (a sweep opens each once).
@@ -123,7 +116,7 @@ struct Pipeline::Impl {
     if (it != databases.end()) return it->second;
     auto db = std::make_shared<retrieval::Database>(retrieval::Database::open(dir));
     // A database made with another CLIP lives in another embedding space.
-    db->check_query_encoder(clip->identity(), clip->config().embed_dim);
+    db->check_query_encoder(encoder->model().identity(), encoder->config().embed_dim);
     databases[key] = db;
     return db;
   }
@@ -147,16 +140,15 @@ Pipeline Pipeline::load(const PipelinePaths& paths, const PipelineOptions& optio
   if (impl->config.conditioning_key != "crossattn" || impl->config.context_dim() <= 0)
     fail("'{}' is not a retrieval-augmented model: conditioning_key must be crossattn with a context_dim",
          paths.config.string());
-  impl->tokenizer = clip::Tokenizer::load(paths.vocab);
-  impl->clip = clip::ClipModel::load(paths.clip, impl->device, torch::kFloat32);
-  const auto& cc = impl->clip->config();
+  impl->encoder = clip::QueryEncoder::load(paths.clip, paths.vocab, impl->device, torch::kFloat32);
+  const auto& cc = impl->encoder->config();
   if (cc.embed_dim != impl->config.context_dim())
     fail("CLIP '{}' makes {}-d embeddings but the RDM config '{}' expects context_dim {}: pass the CLIP the model "
          "was trained with (--clip)",
          paths.clip.string(), cc.embed_dim, paths.config.string(), impl->config.context_dim());
-  if (impl->tokenizer->vocab_size() != cc.vocab_size)
+  if (impl->encoder->tokenizer().vocab_size() != cc.vocab_size)
     fail("vocabulary '{}' has {} tokens but CLIP '{}' expects {}: pass the matching --vocab", paths.vocab.string(),
-         impl->tokenizer->vocab_size(), paths.clip.string(), cc.vocab_size);
+         impl->encoder->tokenizer().vocab_size(), paths.clip.string(), cc.vocab_size);
 
   ldm::LoadSpec spec;
   spec.use_ema = impl->config.use_ema;
@@ -166,7 +158,7 @@ Pipeline Pipeline::load(const PipelinePaths& paths, const PipelineOptions& optio
   impl->model_hash = file_fingerprint(paths.model);
   impl->load_seconds = since(t0);
   spdlog::info("pipeline: loaded RDM '{}' and CLIP {} on {} ({}) in {:.2f} s", paths.model.string(),
-               impl->clip->identity(), impl->device.str(), dtype_name(impl->dtype), impl->load_seconds);
+               impl->encoder->model().identity(), impl->device.str(), dtype_name(impl->dtype), impl->load_seconds);
   return Pipeline(std::move(impl));
 }
 
@@ -184,7 +176,7 @@ json Pipeline::describe() const {
                          {"hash", impl_->model_hash},
                          {"config", fs::absolute(p.config).string()},
                          {"ema", impl_->ldm->uses_ema()}}},
-              {"clip", {{"path", fs::absolute(p.clip).string()}, {"identity", impl_->clip->identity()}}},
+              {"clip", {{"path", fs::absolute(p.clip).string()}, {"identity", impl_->encoder->model().identity()}}},
               {"vocab", fs::absolute(p.vocab).string()},
               {"device", device()},
               {"precision", precision()}};
@@ -388,7 +380,7 @@ SampleResult Pipeline::sample(const SampleRequest& req, const SampleProgressFn& 
 SampleResult Pipeline::sample(const SampleRequest& req, const SampleCallbacks& callbacks) const {
   c10::InferenceMode inference;
   const Impl& m = *impl_;
-  const auto& clip = *m.clip;
+  const auto& encoder = *m.encoder;
   const auto& ldm = *m.ldm;
   SampleResult result;
 
@@ -413,20 +405,16 @@ SampleResult Pipeline::sample(const SampleRequest& req, const SampleCallbacks& c
     result.prompt = req.prompt + " in the style of " + style;
   }
   if (result.prompt.empty() && !req.image_prompt) fail("the prompt is empty (give a prompt or --image-prompt)");
-  const int64_t context_length = clip.config().context_length;
 
   // 2. Encode: CLIP text embedding, or the CLIP image embedding of --image-prompt; L2-normalised.
-  torch::Tensor query;
+  torch::Tensor query;  // [1, D]
   if (req.image_prompt) {
     auto mode = clip::Preprocess::Clip;
     if (!dbs.empty() && dbs.front()->manifest().preprocess == "rdm") mode = clip::Preprocess::Rdm;
-    auto pixels = clip::preprocess_file(*req.image_prompt, clip.config().image_resolution, mode);
-    query = clip.encode_image(pixels.unsqueeze(0).to(clip.device()));
+    query = encoder.encode_image_files({*req.image_prompt}, mode);
   } else {
-    auto tokens = m.tokenizer->tokenize({result.prompt}, context_length, /*truncate=*/true);
-    query = clip.encode_text(tokens.to(clip.device()));
+    query = encoder.encode_texts({result.prompt}, /*truncate=*/true);
   }
-  query = l2_normalize(query.to(torch::kFloat32));  // [1, D]
   if (!all_finite(query))
     fail("the CLIP embedding of the {} is not finite: the CLIP weights '{}' are broken",
          req.image_prompt ? "image prompt" : "prompt", m.paths.clip.string());
@@ -441,7 +429,8 @@ SampleResult Pipeline::sample(const SampleRequest& req, const SampleCallbacks& c
   // 4. Context c = [query, neighbours] (1, 1+k, D); uc = zeros_like(c).
   torch::Tensor c = query.unsqueeze(1);
   if (!neighbor_embeddings.empty())
-    c = torch::cat({c, l2_normalize(torch::stack(neighbor_embeddings)).unsqueeze(0).to(c.device())}, 1);
+    c = torch::cat({c, clip::QueryEncoder::normalize(torch::stack(neighbor_embeddings)).unsqueeze(0).to(c.device())},
+                   1);
   c = c.to(ldm.device(), ldm.dtype());
 
   // Records: everything needed to reproduce each image (timings added per image).

@@ -9,12 +9,9 @@
 #include <spdlog/spdlog.h>
 
 #include "cli/cmd_db.hpp"
-#include "rdm/clip/clip_model.hpp"
+#include "rdm/clip/query_encoder.hpp"
 #include "rdm/image/contact_sheet.hpp"
-#include "rdm/clip/preprocess.hpp"
-#include "rdm/clip/tokenizer.hpp"
 #include "rdm/runtime/error.hpp"
-#include "rdm/image/image.hpp"
 #include "rdm/io/safe_text.hpp"
 #include "rdm/retrieval/build.hpp"
 #include "rdm/retrieval/database.hpp"
@@ -59,19 +56,17 @@ void add_db_search_command(CLI::App& db) {
     if (!a->text.empty() && a->vocab.empty())
       fail("--text needs the BPE vocabulary: pass --vocab bpe_simple_vocab_16e6.txt.gz");
     c10::InferenceMode guard;
-    auto model = clip::ClipModel::load(clip_path, torch::Device(a->device), torch::kFloat32);
-    d.check_query_encoder(model.identity(), model.config().embed_dim);
+    auto encoder = clip::QueryEncoder::load(clip_path, a->text.empty() ? fs::path() : fs::path(a->vocab),
+                                            torch::Device(a->device), torch::kFloat32);
+    d.check_query_encoder(encoder.model().identity(), encoder.config().embed_dim);
     torch::Tensor q;
     if (!a->text.empty()) {
-      auto tok = clip::Tokenizer::load(a->vocab);
-      q = model.encode_text(tok.tokenize({a->text}, model.config().context_length, true).to(model.device()));
+      q = encoder.encode_texts({a->text});
     } else {
       auto variant = m.preprocess == "rdm" ? clip::Preprocess::Rdm : clip::Preprocess::Clip;
-      auto px = clip::preprocess_image(image::read_image(a->image), model.config().image_resolution, variant);
-      q = model.encode_image(px.unsqueeze(0).to(model.device()));
+      q = encoder.encode_image_files({a->image}, variant);
     }
-    q = q.to(torch::kCPU, torch::kFloat32);
-    q = q / q.norm(2, -1, true);
+    q = q.cpu();
     retrieval::SearchOptions so{a->nprobe, a->ef, a->rerank};
     auto res = d.search(q, a->k, so)[0];
 

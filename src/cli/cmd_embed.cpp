@@ -9,9 +9,7 @@
 #include <torch/types.h>
 
 #include "cli/commands.hpp"
-#include "rdm/clip/clip_model.hpp"
-#include "rdm/clip/preprocess.hpp"
-#include "rdm/clip/tokenizer.hpp"
+#include "rdm/clip/query_encoder.hpp"
 #include "rdm/runtime/error.hpp"
 #include "rdm/formats/npy.hpp"
 #include "rdm/io/text_file.hpp"
@@ -106,32 +104,17 @@ void run_embed(const EmbedOpts& o) {
   if (o.batch < 1) fail("--batch must be at least 1");
   const auto device = parse_device(o.device);
   const auto dtype = parse_precision(o.precision);
-  auto model = clip::ClipModel::load(o.clip, device, dtype);
+  // The vocabulary only when there are prompts to encode.
+  const auto encoder = clip::QueryEncoder::load(o.clip, texts.empty() ? fs::path() : find_vocab(o), device, dtype);
+  const clip::ClipModel& model = encoder.model();
   spdlog::info("CLIP {} on {} ({})", model.identity(), device.str(), o.precision);
-  auto normalize = [](torch::Tensor t) {
-    t = t.to(torch::kFloat32);
-    return t / t.norm(2, -1, true);
-  };
 
   torch::Tensor text_emb, image_emb;
-  if (!texts.empty()) {
-    auto tok = clip::Tokenizer::load(find_vocab(o));
-    std::vector<torch::Tensor> parts;
-    torch::Tensor rows = tok.tokenize(texts, model.config().context_length, !o.no_truncate);
-    for (int64_t b = 0; b < rows.size(0); b += o.batch)
-      parts.push_back(normalize(model.encode_text(rows.slice(0, b, b + o.batch))).cpu());
-    text_emb = torch::cat(parts);
-  }
+  if (!texts.empty()) text_emb = encoder.encode_texts(texts, !o.no_truncate, o.batch).cpu();
   if (!o.images.empty()) {
     const auto kind = o.preprocess == "rdm" ? clip::Preprocess::Rdm : clip::Preprocess::Clip;
-    std::vector<torch::Tensor> parts;
-    for (size_t b = 0; b < o.images.size(); b += static_cast<size_t>(o.batch)) {
-      std::vector<torch::Tensor> px;
-      for (size_t i = b; i < std::min(o.images.size(), b + static_cast<size_t>(o.batch)); ++i)
-        px.push_back(clip::preprocess_file(o.images[i], model.config().image_resolution, kind));
-      parts.push_back(normalize(model.encode_image(torch::stack(px))).cpu());
-    }
-    image_emb = torch::cat(parts);
+    std::vector<fs::path> files(o.images.begin(), o.images.end());
+    image_emb = encoder.encode_image_files(files, kind, o.batch).cpu();
   }
 
   if (!o.out.empty()) {

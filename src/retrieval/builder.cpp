@@ -15,8 +15,7 @@
 #include <thread>
 #include <unordered_map>
 
-#include "rdm/clip/clip_model.hpp"
-#include "rdm/clip/preprocess.hpp"
+#include "rdm/clip/query_encoder.hpp"
 #include "rdm/runtime/error.hpp"
 #include "rdm/io/atomic_file.hpp"
 #include "rdm/image/image.hpp"
@@ -222,7 +221,8 @@ BuildReport build_database(const BuildOptions& opt, const BuildProgressFn& progr
 
   // 1. Load CLIP and pin the build parameters (a resumed build must use the same ones).
   auto tl = Clock::now();
-  clip::ClipModel model = clip::ClipModel::load(opt.clip, torch::Device(opt.device), dtype);
+  const clip::QueryEncoder encoder = clip::QueryEncoder::load(opt.clip, {}, torch::Device(opt.device), dtype);
+  const clip::ClipModel& model = encoder.model();
   const auto& cfg = model.config();
   spdlog::info("CLIP '{}' loaded in {:.2f} s (embed dim {}, resolution {})", model.identity(),
                std::chrono::duration<double>(Clock::now() - tl).count(), cfg.embed_dim,
@@ -313,8 +313,7 @@ BuildReport build_database(const BuildOptions& opt, const BuildProgressFn& progr
       if (!batch.empty()) {
         std::vector<torch::Tensor> px;
         for (auto& d : batch) px.push_back(d.pixels);
-        torch::Tensor x = torch::stack(px).to(model.device(), dtype);
-        emb = model.encode_image(x).to(torch::kCPU, torch::kFloat32).contiguous();
+        emb = encoder.image_features(torch::stack(px)).to(torch::kCPU).contiguous();
       }
       Store::Transaction tx(store);
       for (size_t b = 0; b < batch.size(); ++b) {
