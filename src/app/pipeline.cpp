@@ -3,6 +3,7 @@
 // first-stage decode -> uint8), plus the modes the reference lists as TODO (image prompt) and
 // the postfix baseline. Records and requests (JSON) are in pipeline_record.cpp.
 #include "rdm/app/pipeline.hpp"
+#include "rdm/runtime/device.hpp"
 #include "rdm/runtime/runtime.hpp"
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -38,35 +39,6 @@ using json = nlohmann::json;
 namespace {
 using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-
-torch::Device parse_device(const std::string& spec) {
-  if (spec == "auto") return torch::cuda::is_available() ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
-  if (spec == "cpu") return torch::kCPU;
-  if (spec.rfind("cuda", 0) == 0) {
-    int index = 0;
-    if (spec.size() > 4) {
-      if (spec[4] != ':' || spec.size() == 5 || spec.find_first_not_of("0123456789", 5) != std::string::npos)
-        fail("device '{}' is not one of auto, cpu, cuda, cuda:N", spec);
-      index = std::stoi(spec.substr(5));
-    }
-    if (!torch::cuda::is_available())
-      fail("device '{}' asked for but CUDA is not available (this LibTorch build or machine has no GPU); use "
-           "--device cpu",
-           spec);
-    if (index >= static_cast<int>(torch::cuda::device_count()))
-      fail("device '{}' does not exist: {} CUDA device(s)", spec, torch::cuda::device_count());
-    return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
-  }
-  fail("device '{}' is not one of auto, cpu, cuda, cuda:N", spec);
-}
-
-torch::Dtype parse_precision(const std::string& p) {
-  if (p == "fp32") return torch::kFloat32;
-  if (p == "fp16") return torch::kFloat16;
-  if (p == "bf16") return torch::kBFloat16;
-  fail("precision '{}' is not one of fp32, fp16, bf16", p);
-}
-
 }  // namespace
 
 // A cheap fingerprint of a large file: SHA-256 over its size, first and last 4 MiB.
@@ -88,13 +60,6 @@ std::string file_fingerprint(const fs::path& p) {
   }
   return h.hex().substr(0, 16);
 }
-
-namespace {
-
-std::string dtype_name(torch::Dtype d) {
-  return d == torch::kFloat16 ? "fp16" : d == torch::kBFloat16 ? "bf16" : "fp32";
-}
-}  // namespace
 
 struct Pipeline::Impl {
   PipelinePaths paths;
@@ -158,7 +123,7 @@ Pipeline Pipeline::load(const PipelinePaths& paths, const PipelineOptions& optio
   impl->model_hash = file_fingerprint(paths.model);
   impl->load_seconds = since(t0);
   spdlog::info("pipeline: loaded RDM '{}' and CLIP {} on {} ({}) in {:.2f} s", paths.model.string(),
-               impl->encoder->model().identity(), impl->device.str(), dtype_name(impl->dtype), impl->load_seconds);
+               impl->encoder->model().identity(), impl->device.str(), precision_name(impl->dtype), impl->load_seconds);
   return Pipeline(std::move(impl));
 }
 
@@ -168,7 +133,7 @@ int64_t Pipeline::size_multiple() const {
 int64_t Pipeline::native_width() const { return impl_->config.unet.image_size * impl_->config.downsample_factor(); }
 int64_t Pipeline::native_height() const { return native_width(); }
 std::string Pipeline::device() const { return impl_->device.str(); }
-std::string Pipeline::precision() const { return dtype_name(impl_->dtype); }
+std::string Pipeline::precision() const { return precision_name(impl_->dtype); }
 
 json Pipeline::describe() const {
   const auto& p = impl_->paths;

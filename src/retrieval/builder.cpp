@@ -16,6 +16,7 @@
 #include <unordered_map>
 
 #include "rdm/clip/query_encoder.hpp"
+#include "rdm/runtime/device.hpp"
 #include "rdm/runtime/error.hpp"
 #include "rdm/io/atomic_file.hpp"
 #include "rdm/image/image.hpp"
@@ -157,13 +158,6 @@ class DecodePool {
   bool stop_ = false;
 };
 
-torch::Dtype precision_dtype(const std::string& p) {
-  if (p == "fp32" || p == "float32") return torch::kFloat32;
-  if (p == "fp16" || p == "float16") return torch::kFloat16;
-  if (p == "bf16" || p == "bfloat16") return torch::kBFloat16;
-  fail("unknown precision '{}' (fp32, fp16 or bf16)", p);
-}
-
 clip::Preprocess preprocess_variant(const std::string& p) {
   if (p == "clip") return clip::Preprocess::Clip;
   if (p == "rdm") return clip::Preprocess::Rdm;
@@ -203,7 +197,7 @@ BuildReport build_database(const BuildOptions& opt, const BuildProgressFn& progr
   if (opt.shard_count <= 0 || opt.shard_index < 0 || opt.shard_index >= opt.shard_count)
     fail("invalid shard {}/{} (expected I/N with 0 <= I < N)", opt.shard_index, opt.shard_count);
   const clip::Preprocess variant = preprocess_variant(opt.preprocess);
-  const torch::Dtype dtype = precision_dtype(opt.precision);
+  const torch::Dtype dtype = parse_precision(opt.precision);
   embeddings_dtype(opt.index.dtype);
   if (!fs::is_directory(opt.images))
     fail("image folder '{}' does not exist or is not a folder", opt.images.string());
@@ -221,7 +215,7 @@ BuildReport build_database(const BuildOptions& opt, const BuildProgressFn& progr
 
   // 1. Load CLIP and pin the build parameters (a resumed build must use the same ones).
   auto tl = Clock::now();
-  const clip::QueryEncoder encoder = clip::QueryEncoder::load(opt.clip, {}, torch::Device(opt.device), dtype);
+  const clip::QueryEncoder encoder = clip::QueryEncoder::load(opt.clip, {}, parse_device(opt.device), dtype);
   const clip::ClipModel& model = encoder.model();
   const auto& cfg = model.config();
   spdlog::info("CLIP '{}' loaded in {:.2f} s (embed dim {}, resolution {})", model.identity(),
