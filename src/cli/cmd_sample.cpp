@@ -250,6 +250,7 @@ void run_sample(const SampleOpts& o, const CLI::App& cmd) {
   }
 
   // Every value against the model's config, before any model loads.
+  mo.torch_device();  // --device (or the record's) names a device here
   const PipelinePaths paths = mo.paths();
   const ModelFacts facts = ModelFacts::from_file(paths.config);
   for (const auto& p : prompts) {
@@ -332,7 +333,7 @@ void add_sample_command(CLI::App& app) {
   cmd->add_flag("--ignore-hashes", o->ignore_hashes,
                 "With --from-png: sample even if the model, CLIP or database differs from the recorded one")
       ->needs(from_png);
-  o->model.add_to(cmd);
+  o->model.add_to(cmd, ModelOptions::rdm_use());
   cmd->callback([o, cmd] { run_sample(*o, *cmd); });
 }
 
