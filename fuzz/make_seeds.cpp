@@ -14,7 +14,6 @@
 namespace fs = std::filesystem;
 using namespace rdm::io;
 using namespace rdm::formats;
-using namespace rdm::image;
 
 static void put(const fs::path& dir, const std::string& name, const std::string& bytes) {
   fs::create_directories(dir);

@@ -40,7 +40,7 @@ std::map<std::string, std::vector<int64_t>> shapes(torch::nn::Module& m) {
   return out;
 }
 
-TEST(ldm::AutoencoderConfig, ParsesAndRejects) {
+TEST(AutoencoderConfig, ParsesAndRejects) {
   auto c = rdm::ldm::AutoencoderConfig::from_json(kl_params(), rdm::ldm::AutoencoderKind::KL);
   EXPECT_EQ(c.embed_dim, 4);
   EXPECT_EQ(c.ddconfig.ch_mult, (std::vector<int64_t>{1, 2}));

@@ -15,7 +15,6 @@
 
 using namespace rdm::io;
 using namespace rdm::formats;
-using namespace rdm::image;
 using iotest::Pickle;
 
 namespace {

@@ -15,7 +15,6 @@
 #include "unit/io_test_util.hpp"
 
 using namespace rdm::io;
-using namespace rdm::formats;
 using namespace rdm::image;
 namespace fs = std::filesystem;
 

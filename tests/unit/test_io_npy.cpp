@@ -9,7 +9,6 @@
 
 using namespace rdm::io;
 using namespace rdm::formats;
-using namespace rdm::image;
 
 namespace {
 // A .npy file with a hand-written header (format 1.0, or 2.0 with `v2`).

@@ -11,7 +11,6 @@
 
 using namespace rdm::io;
 using namespace rdm::formats;
-using namespace rdm::image;
 using iotest::Pickle;
 
 namespace {

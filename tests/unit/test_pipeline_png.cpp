@@ -11,7 +11,6 @@
 
 namespace fs = std::filesystem;
 using namespace rdm::io;
-using namespace rdm::formats;
 using namespace rdm::image;
 
 namespace {

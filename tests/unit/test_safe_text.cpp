@@ -22,7 +22,6 @@
 #include "rdm/image/png_text.hpp"
 
 using namespace rdm::io;
-using namespace rdm::formats;
 using namespace rdm::image;
 namespace fs = std::filesystem;
 

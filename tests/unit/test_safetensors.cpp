@@ -10,9 +10,7 @@
 #include "rdm/formats/state_dict.hpp"
 
 namespace fs = std::filesystem;
-using namespace rdm::io;
 using namespace rdm::formats;
-using namespace rdm::image;
 
 namespace {
 fs::path tmpfile(const std::string& name) {

@@ -11,6 +11,8 @@
 #include "rdm/formats/tensor_file.hpp"
 #include "rdm/sampler/schedule.hpp"
 
+namespace sampler = rdm::sampler;
+
 namespace {
 using rdm::sampler::ScheduleConfig;
 using rdm::sampler::Schedule;

@@ -13,6 +13,8 @@
 #include "rdm/sampler/ddim.hpp"
 #include "rdm/sampler/solvers.hpp"
 
+namespace sampler = rdm::sampler;
+
 namespace {
 using rdm::sampler::SamplerOptions;
 using rdm::sampler::Schedule;

@@ -14,6 +14,7 @@
 #include "rdm/ldm/unet.hpp"
 
 namespace fs = std::filesystem;
+namespace ldm = rdm::ldm;
 using nlohmann::json;
 using rdm::ldm::LdmConfig;
 using rdm::ldm::UNetConfig;
