@@ -260,7 +260,7 @@ DemoReport run_demo(const DemoOptions& o, const SampleProgressFn& progress) {
   t0 = Clock::now();
   PipelinePaths pp{P.model_dir / "model.safetensors", P.model_dir / "config.json", P.clip, P.vocab};
   auto pipeline = Pipeline::load(pp, {o.device, o.precision});
-  SweepJob defaults;
+  SampleRequest defaults;
   defaults.steps = o.steps;
   defaults.k = std::min<int64_t>(o.k, o.images_per_style);
   defaults.seed = o.seed;

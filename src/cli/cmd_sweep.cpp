@@ -30,7 +30,7 @@ struct SweepOpts {
   std::vector<std::string> databases;
   std::vector<uint64_t> seeds;
   std::vector<double> scales;
-  SweepJob defaults;
+  SampleRequest defaults;  // every job's values unless its line or the product gives them
   std::string out = "outputs/rdm-sweep";
   std::string shard = "0/1";
   bool neighbors_sheet = false;

@@ -1,7 +1,7 @@
 // The option group of every subcommand that loads a model (sample, sweep, embed, db build,
 // db search, demo): --clip, --vocab, --device, --precision and --threads mean the same and
 // default the same everywhere (--model and --config where an RDM is loaded); validators for
-// the sampling values; and the neighbours' contact sheet `sample` and `sweep` can write.
+// the sampling values; database specs to folders.
 #pragma once
 #include <cstdlib>
 #include <filesystem>
@@ -14,7 +14,6 @@
 
 #include "cli/commands.hpp"
 #include "rdm/app/model_paths.hpp"
-#include "rdm/image/contact_sheet.hpp"
 #include "rdm/runtime/device.hpp"
 #include "rdm/runtime/error.hpp"
 #include "rdm/app/pipeline.hpp"
@@ -121,23 +120,10 @@ inline CLI::Validator eta_validator(const std::string& what) {
 
 // "<db>:<weight>" specs -> resolved folders.
 inline std::vector<DatabaseChoice> resolve_databases(const std::vector<std::string>& specs) {
-  std::vector<DatabaseChoice> out;
-  for (const auto& s : specs) {
-    auto [name, weight] = parse_weighted(s);
-    out.push_back({resolve_database(name), weight});
-  }
-  return out;
-}
-
-// A contact sheet of an image's neighbours (source images where the database knows them).
-inline void write_neighbor_sheet(const std::filesystem::path& out, const std::vector<NeighborRecord>& nbs) {
-  std::vector<std::string> images, captions;
-  int rank = 1;
-  for (const auto& nb : nbs) {
-    images.push_back(nb.path);
-    captions.push_back(fmt::format("#{} {:.3f}\n{} {}", rank++, nb.score, nb.database, nb.label));
-  }
-  image::write_contact_sheet(out, images, captions, 128, 0);
+  SampleRequest r;
+  for (const auto& s : specs) r.databases.push_back(DatabaseChoice::parse(s));
+  r.resolve_databases();
+  return r.databases;
 }
 
 }  // namespace rdm::cli
