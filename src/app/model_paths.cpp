@@ -77,9 +77,10 @@ fs::path resolve_vocab(const std::string& vocab, const fs::path& clip) {
   cands.push_back(models_root() / kGz);
   for (const auto& c : cands)
     if (fs::is_regular_file(c)) return c;
-  fail("CLIP vocabulary {} not found{}, in $RDM_CLIP_VOCAB or in '{}'; pass --vocab FILE, or {}", kGz,
-       clip.empty() ? std::string() : " beside '" + clip.string() + "'", (models_root() / "clip").string(),
-       kFetchHint);
+  fail("CLIP vocabulary not found (looked {}in $RDM_CLIP_VOCAB and for {} in '{}' and '{}'); pass --vocab FILE, "
+       "or {}",
+       clip.empty() ? std::string() : "beside '" + clip.string() + "', ", kGz, (models_root() / "clip").string(),
+       models_root().string(), kFetchHint);
 }
 
 fs::path models_root() { return env_or("RDM_MODELS", "models"); }

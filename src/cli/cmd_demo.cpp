@@ -36,6 +36,7 @@ void add_demo_command(CLI::App& app) {
   ModelOptions::Use use;
   use.clip = use.vocab = false;
   use.precision_of = "the UNet and autoencoder (CLIP stays fp32)";
+  use.threads_note = "; the demo's tiny model uses 1 unless --threads is given";
   o->model.add_to(cmd, use);
   cmd->callback([o] {
     // The tiny model's tensors are too small to gain from threads (and OpenMP threads that spin

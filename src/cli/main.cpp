@@ -52,8 +52,9 @@ int available_cpus() {
   return n;
 }
 
-void add_threads_option(CLI::App* app) {
-  app->add_option("--threads", globals().threads, "CPU threads (0 = all available; more than the available CPUs are capped)")
+void add_threads_option(CLI::App* app, const std::string& note) {
+  app->add_option("--threads", globals().threads,
+                  "CPU threads (0 = all available; more than the available CPUs are capped)" + note)
       ->check(CLI::Range(0, 1 << 20));
 }
 

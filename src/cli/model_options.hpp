@@ -40,6 +40,7 @@ struct ModelOptions {
     bool precision = true;
     std::string clip_default = "ViT-L-14";
     std::string precision_of = "CLIP";
+    std::string threads_note;  // appended to the --threads help
   };
   // sample and sweep: an RDM whose folder may name its CLIP; CLIP itself stays fp32.
   static Use rdm_use() {
@@ -69,7 +70,7 @@ struct ModelOptions {
       cmd->add_option("--precision", precision, "Precision of " + use.precision_of)
           ->check(CLI::IsMember(precision_names()))
           ->capture_default_str();
-    add_threads_option(cmd);
+    add_threads_option(cmd, use.threads_note);
   }
   // The files of an RDM (--model, --config, --clip, --vocab).
   PipelinePaths paths() const { return resolve_model_paths(model, config, clip, vocab); }
