@@ -259,8 +259,8 @@ DemoReport run_demo(const DemoOptions& o, const SampleProgressFn& progress) {
   // 3. Sample the prompt once per style, through the sweep (gallery + contact sheets).
   t0 = Clock::now();
   PipelinePaths pp{P.model_dir / "model.safetensors", P.model_dir / "config.json", P.clip, P.vocab};
-  auto pipeline = Pipeline::load(pp, {o.device, "fp32"});
-  SweepJob defaults;
+  auto pipeline = Pipeline::load(pp, {o.device, o.precision});
+  SampleRequest defaults;
   defaults.steps = o.steps;
   defaults.k = std::min<int64_t>(o.k, o.images_per_style);
   defaults.seed = o.seed;

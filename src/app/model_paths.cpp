@@ -3,6 +3,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -36,6 +37,8 @@ fs::path config_beside(const fs::path& ckpt) {
   return first_existing(dir.empty() ? fs::path(".") : dir, {"config.yaml", "config.yml", "config.json"});
 }
 
+}  // namespace
+
 fs::path resolve_clip(const std::string& clip) {
   fs::path p(clip);
   if (fs::is_regular_file(p) || fs::is_directory(p)) return p;
@@ -56,16 +59,29 @@ fs::path resolve_vocab(const std::string& vocab, const fs::path& clip) {
     if (fs::exists(vocab)) return vocab;
     fail("CLIP vocabulary '{}' not found; {}", vocab, kFetchHint);
   }
-  fs::path dir = clip.parent_path();
-  fs::path beside = dir / (clip.stem().string() + ".vocab.txt.gz");
-  if (fs::is_regular_file(beside)) return beside;
-  if (fs::is_directory(clip) && fs::is_regular_file(clip / "vocab.json")) return clip;  // Hugging Face
-  for (const fs::path& cand : {dir / "bpe_simple_vocab_16e6.txt.gz", models_root() / "clip" / "bpe_simple_vocab_16e6.txt.gz"})
-    if (fs::is_regular_file(cand)) return cand;
-  fail("CLIP vocabulary bpe_simple_vocab_16e6.txt.gz not found beside '{}' or in '{}'; {}", clip.string(),
-       (models_root() / "clip").string(), kFetchHint);
+  const char* const kGz = "bpe_simple_vocab_16e6.txt.gz";
+  std::vector<fs::path> cands;
+  if (!clip.empty()) {
+    const fs::path dir = clip.parent_path();
+    const bool is_dir = fs::is_directory(clip);
+    cands.push_back(dir / (clip.stem().string() + ".vocab.txt.gz"));  // the CLIP's own
+    if (is_dir && fs::is_regular_file(clip / "vocab.json")) return clip;  // Hugging Face folder
+    cands.push_back(dir / kGz);
+    const fs::path folder = is_dir ? clip : dir.empty() ? fs::path(".") : dir;
+    cands.push_back(folder / kGz);
+    if (!is_dir) cands.push_back(folder / "vocab.json");
+    cands.push_back(folder.parent_path() / kGz);
+  }
+  if (const char* env = std::getenv("RDM_CLIP_VOCAB"); env && *env) cands.emplace_back(env);
+  cands.push_back(models_root() / "clip" / kGz);
+  cands.push_back(models_root() / kGz);
+  for (const auto& c : cands)
+    if (fs::is_regular_file(c)) return c;
+  fail("CLIP vocabulary not found (looked {}in $RDM_CLIP_VOCAB and for {} in '{}' and '{}'); pass --vocab FILE, "
+       "or {}",
+       clip.empty() ? std::string() : "beside '" + clip.string() + "', ", kGz, (models_root() / "clip").string(),
+       models_root().string(), kFetchHint);
 }
-}  // namespace
 
 fs::path models_root() { return env_or("RDM_MODELS", "models"); }
 fs::path databases_root() { return env_or("RDM_DATABASES", "databases"); }

@@ -9,8 +9,8 @@
 #include <regex>
 
 #include "rdm/runtime/error.hpp"
+#include "rdm/image/contact_sheet.hpp"
 #include "rdm/io/atomic_file.hpp"
-#include "rdm/app/pipeline.hpp"
 
 namespace rdm {
 namespace fs = std::filesystem;
@@ -69,22 +69,32 @@ fs::path next_image_path(const fs::path& dir, const std::string& slug, uint64_t 
   }
 }
 
-void write_image_with_record(const fs::path& png, const image::RgbImage& image, const json& record, bool sidecar,
-                             bool overwrite, bool png_timings) {
+void write_image_with_record(const fs::path& png, const image::RgbImage& image, const ImageRecord& record,
+                             bool sidecar, bool overwrite, bool png_timings) {
   fs::path side = png;
   side.replace_extension(".json");
   if (!overwrite) {
     if (fs::exists(png)) fail("'{}' exists; pass --overwrite to replace it", png.string());
     if (sidecar && fs::exists(side)) fail("'{}' exists; pass --overwrite to replace it", side.string());
   }
-  json in_png = record;
-  if (!png_timings) in_png.erase("seconds");
-  image::write_png(png, image, {{"parameters", parameters_text(in_png)}, {"rdm", in_png.dump()}});
+  ImageRecord in_png = record;
+  if (!png_timings) in_png.seconds.reset();
+  image::write_png(png, image, {{"parameters", in_png.parameters_text()}, {"rdm", in_png.to_json().dump()}});
   if (sidecar) {
-    json rec = record;
-    rec["file"] = png.filename().string();
-    io::write_file_atomic(side, rec.dump(2) + "\n");
+    ImageRecord rec = record;
+    rec.file = png.filename().string();
+    io::write_file_atomic(side, rec.to_json().dump(2) + "\n");
   }
+}
+
+void write_neighbor_sheet(const fs::path& sheet, const std::vector<NeighborRecord>& nbs) {
+  std::vector<std::string> images, captions;
+  int rank = 1;
+  for (const auto& nb : nbs) {
+    images.push_back(nb.path);
+    captions.push_back(fmt::format("#{} {:.3f}\n{} {}", rank++, nb.score, nb.database, nb.label));
+  }
+  image::write_contact_sheet(sheet, images, captions, 128, 0);
 }
 
 namespace {

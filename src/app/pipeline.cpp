@@ -1,36 +1,29 @@
 // Port of scripts/knn2img.py (CompVis latent-diffusion): model loading and the sampling loop
 // (prompt -> CLIP text embedding -> k nearest database embeddings -> guided DDIM/PLMS ->
 // first-stage decode -> uint8), plus the modes the reference lists as TODO (image prompt) and
-// the postfix baseline. Records and requests (JSON) are in pipeline_record.cpp.
+// the postfix baseline. Each step is a function of pipeline_stages.hpp (tensor steps in
+// pipeline_stages.cpp, records in pipeline_record.cpp); Pipeline::sample runs them in order.
 #include "rdm/app/pipeline.hpp"
-#include "rdm/runtime/runtime.hpp"
 
-#include <ATen/CPUGeneratorImpl.h>
 #include <c10/core/InferenceMode.h>
-#include <c10/util/Exception.h>
 #include <spdlog/spdlog.h>
-#include <torch/cuda.h>
 #include <torch/torch.h>
 
 #include <algorithm>
 #include <chrono>
-#include <cmath>
 #include <fstream>
 #include <mutex>
 
-#include "rdm/clip/clip_model.hpp"
-#include "rdm/clip/preprocess.hpp"
-#include "rdm/clip/tokenizer.hpp"
+#include "app/pipeline_stages.hpp"
+#include "rdm/app/request_checks.hpp"
+#include "rdm/clip/query_encoder.hpp"
+#include "rdm/io/sha256.hpp"
 #include "rdm/ldm/config.hpp"
-#include "rdm/runtime/error.hpp"
 #include "rdm/ldm/latent_diffusion.hpp"
 #include "rdm/retrieval/database.hpp"
-#include "rdm/sampler/ddim.hpp"
-#include "rdm/sampler/guidance.hpp"
-#include "rdm/sampler/plms.hpp"
-#include "rdm/sampler/solvers.hpp"
-#include "rdm/app/request_checks.hpp"
-#include "rdm/io/sha256.hpp"
+#include "rdm/runtime/device.hpp"
+#include "rdm/runtime/error.hpp"
+#include "rdm/runtime/runtime.hpp"
 
 namespace rdm {
 namespace fs = std::filesystem;
@@ -39,35 +32,6 @@ using json = nlohmann::json;
 namespace {
 using Clock = std::chrono::steady_clock;
 double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
-
-torch::Device parse_device(const std::string& spec) {
-  if (spec == "auto") return torch::cuda::is_available() ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
-  if (spec == "cpu") return torch::kCPU;
-  if (spec.rfind("cuda", 0) == 0) {
-    int index = 0;
-    if (spec.size() > 4) {
-      if (spec[4] != ':' || spec.size() == 5 || spec.find_first_not_of("0123456789", 5) != std::string::npos)
-        fail("device '{}' is not one of auto, cpu, cuda, cuda:N", spec);
-      index = std::stoi(spec.substr(5));
-    }
-    if (!torch::cuda::is_available())
-      fail("device '{}' asked for but CUDA is not available (this LibTorch build or machine has no GPU); use "
-           "--device cpu",
-           spec);
-    if (index >= static_cast<int>(torch::cuda::device_count()))
-      fail("device '{}' does not exist: {} CUDA device(s)", spec, torch::cuda::device_count());
-    return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
-  }
-  fail("device '{}' is not one of auto, cpu, cuda, cuda:N", spec);
-}
-
-torch::Dtype parse_precision(const std::string& p) {
-  if (p == "fp32") return torch::kFloat32;
-  if (p == "fp16") return torch::kFloat16;
-  if (p == "bf16") return torch::kBFloat16;
-  fail("precision '{}' is not one of fp32, fp16, bf16", p);
-}
-
 }  // namespace
 
 // A cheap fingerprint of a large file: SHA-256 over its size, first and last 4 MiB.
@@ -90,25 +54,13 @@ std::string file_fingerprint(const fs::path& p) {
   return h.hex().substr(0, 16);
 }
 
-namespace {
-
-torch::Tensor l2_normalize(const torch::Tensor& z) {
-  return z / at::linalg_vector_norm(z, 2, std::vector<int64_t>{1}, /*keepdim=*/true);
-}
-
-std::string dtype_name(torch::Dtype d) {
-  return d == torch::kFloat16 ? "fp16" : d == torch::kBFloat16 ? "bf16" : "fp32";
-}
-}  // namespace
-
 struct Pipeline::Impl {
   PipelinePaths paths;
   torch::Device device = torch::kCPU;
   torch::Dtype dtype = torch::kFloat32;
   ldm::LdmConfig config;
   std::optional<ldm::LatentDiffusion> ldm;
-  std::optional<clip::ClipModel> clip;
-  std::optional<clip::Tokenizer> tokenizer;
+  std::optional<clip::QueryEncoder> encoder;  // tokenizer + CLIP (float32)
   std::string model_hash;
   double load_seconds = 0;
   // Databases stay open across requests (a sweep opens each once).
@@ -122,10 +74,12 @@ struct Pipeline::Impl {
     if (it != databases.end()) return it->second;
     auto db = std::make_shared<retrieval::Database>(retrieval::Database::open(dir));
     // A database made with another CLIP lives in another embedding space.
-    db->check_query_encoder(clip->identity(), clip->config().embed_dim);
+    db->check_query_encoder(encoder->model().identity(), encoder->config().embed_dim);
     databases[key] = db;
     return db;
   }
+  // The model half of every record (describe()).
+  ImageRecord model_record() const;
 };
 
 Pipeline::Pipeline(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -146,16 +100,15 @@ Pipeline Pipeline::load(const PipelinePaths& paths, const PipelineOptions& optio
   if (impl->config.conditioning_key != "crossattn" || impl->config.context_dim() <= 0)
     fail("'{}' is not a retrieval-augmented model: conditioning_key must be crossattn with a context_dim",
          paths.config.string());
-  impl->tokenizer = clip::Tokenizer::load(paths.vocab);
-  impl->clip = clip::ClipModel::load(paths.clip, impl->device, torch::kFloat32);
-  const auto& cc = impl->clip->config();
+  impl->encoder = clip::QueryEncoder::load(paths.clip, paths.vocab, impl->device, torch::kFloat32);
+  const auto& cc = impl->encoder->config();
   if (cc.embed_dim != impl->config.context_dim())
     fail("CLIP '{}' makes {}-d embeddings but the RDM config '{}' expects context_dim {}: pass the CLIP the model "
          "was trained with (--clip)",
          paths.clip.string(), cc.embed_dim, paths.config.string(), impl->config.context_dim());
-  if (impl->tokenizer->vocab_size() != cc.vocab_size)
+  if (impl->encoder->tokenizer().vocab_size() != cc.vocab_size)
     fail("vocabulary '{}' has {} tokens but CLIP '{}' expects {}: pass the matching --vocab", paths.vocab.string(),
-         impl->tokenizer->vocab_size(), paths.clip.string(), cc.vocab_size);
+         impl->encoder->tokenizer().vocab_size(), paths.clip.string(), cc.vocab_size);
 
   ldm::LoadSpec spec;
   spec.use_ema = impl->config.use_ema;
@@ -165,7 +118,7 @@ Pipeline Pipeline::load(const PipelinePaths& paths, const PipelineOptions& optio
   impl->model_hash = file_fingerprint(paths.model);
   impl->load_seconds = since(t0);
   spdlog::info("pipeline: loaded RDM '{}' and CLIP {} on {} ({}) in {:.2f} s", paths.model.string(),
-               impl->clip->identity(), impl->device.str(), dtype_name(impl->dtype), impl->load_seconds);
+               impl->encoder->model().identity(), impl->device.str(), precision_name(impl->dtype), impl->load_seconds);
   return Pipeline(std::move(impl));
 }
 
@@ -175,114 +128,22 @@ int64_t Pipeline::size_multiple() const {
 int64_t Pipeline::native_width() const { return impl_->config.unet.image_size * impl_->config.downsample_factor(); }
 int64_t Pipeline::native_height() const { return native_width(); }
 std::string Pipeline::device() const { return impl_->device.str(); }
-std::string Pipeline::precision() const { return dtype_name(impl_->dtype); }
+std::string Pipeline::precision() const { return precision_name(impl_->dtype); }
 
-json Pipeline::describe() const {
-  const auto& p = impl_->paths;
-  return json{{"model", {{"path", fs::absolute(p.model).string()},
-                         {"hash", impl_->model_hash},
-                         {"config", fs::absolute(p.config).string()},
-                         {"ema", impl_->ldm->uses_ema()}}},
-              {"clip", {{"path", fs::absolute(p.clip).string()}, {"identity", impl_->clip->identity()}}},
-              {"vocab", fs::absolute(p.vocab).string()},
-              {"device", device()},
-              {"precision", precision()}};
+ImageRecord Pipeline::Impl::model_record() const {
+  ImageRecord r;
+  r.model = ImageRecord::Model{fs::absolute(paths.model).string(), model_hash, fs::absolute(paths.config).string(),
+                               ldm->uses_ema()};
+  r.clip = ImageRecord::Clip{fs::absolute(paths.clip).string(), encoder->model().identity()};
+  r.vocab = fs::absolute(paths.vocab).string();
+  r.device = device.str();
+  r.precision = precision_name(dtype);
+  return r;
 }
+
+json Pipeline::describe() const { return impl_->model_record().model_json(); }
 
 namespace {
-// Thrown from a step callback when the stop flag is set; caught in Pipeline::sample.
-struct Interrupted {};
-
-// Errors when a tensor that must be finite is not (a broken database or model would otherwise
-// give a black or noise image without a word).
-bool all_finite(const torch::Tensor& t) { return torch::isfinite(t).all().item<bool>(); }
-
-using DbList = std::vector<std::shared_ptr<retrieval::Database>>;
-
-// 3. k neighbours split across the databases by weight, best first overall; their embeddings.
-std::vector<torch::Tensor> retrieve_neighbors(const SampleRequest& req, const DbList& dbs, const torch::Tensor& query,
-                                              std::vector<NeighborRecord>& records) {
-  std::vector<double> weights;
-  for (const auto& c : req.databases) weights.push_back(c.weight);
-  auto ks = split_k(req.k, weights);
-  struct Hit {
-    NeighborRecord rec;
-    torch::Tensor emb;
-  };
-  std::vector<Hit> hits;
-  for (size_t d = 0; d < dbs.size(); ++d) {
-    if (ks[d] == 0) continue;
-    if (ks[d] > dbs[d]->size())
-      fail("k = {} neighbours asked from database '{}' ({}) but it holds only {} items: lower -k", ks[d],
-           dbs[d]->name(), req.databases[d].dir.string(), dbs[d]->size());
-    auto found = dbs[d]->search(query.cpu(), ks[d]).at(0);
-    std::vector<int64_t> ids;
-    for (const auto& nb : found) ids.push_back(nb.id);
-    auto emb = dbs[d]->embeddings(ids);
-    // Zero or non-finite rows would make the context NaN (and the image black).
-    if (!all_finite(emb) || (at::linalg_vector_norm(emb, 2, std::vector<int64_t>{1}) == 0).any().item<bool>())
-      fail("database '{}' ({}) returned neighbour embeddings that are zero or not finite: the database is "
-           "broken; rebuild it (rdm db build / rdm db import)",
-           dbs[d]->name(), req.databases[d].dir.string());
-    for (size_t j = 0; j < found.size(); ++j) {
-      NeighborRecord r{dbs[d]->name(), found[j].id, found[j].score, "", found[j].label};
-      if (!found[j].path.empty()) {  // the source image; its stored relative path without a root
-        r.path = dbs[d]->source_path(found[j].id);
-        if (r.path.empty()) r.path = found[j].path;
-      }
-      hits.push_back({r, emb[static_cast<int64_t>(j)]});
-    }
-  }
-  std::stable_sort(hits.begin(), hits.end(), [](const Hit& a, const Hit& b) { return a.rec.score > b.rec.score; });
-  std::vector<torch::Tensor> out;
-  for (auto& h : hits) {
-    records.push_back(h.rec);
-    out.push_back(h.emb.to(torch::kFloat32));
-  }
-  return out;
-}
-
-// The per-request part of every image's record (the image adds seed, index and timings).
-json request_record(const Pipeline& p, const SampleRequest& req, const SampleResult& result, const DbList& dbs,
-                    bool retrieve, int64_t width, int64_t height) {
-  json base = p.describe();
-  base["rdm_version"] = RDM_VERSION;
-  base["libtorch"] = TORCH_VERSION;
-  base["prompt"] = req.prompt;
-  base["text"] = result.prompt;
-  base["mode"] = req.image_prompt ? "image" : req.no_retrieval ? "postfix" : retrieve ? "text+neighbors" : "text";
-  if (req.image_prompt) base["image_prompt"] = fs::absolute(*req.image_prompt).string();
-  if (req.no_retrieval) base["style"] = req.style;
-  base["sampler"] = req.sampler;
-  base["spacing"] = req.spacing;
-  base["steps"] = req.steps;
-  base["eta"] = req.eta;
-  base["scale"] = req.scale;
-  base["width"] = width;
-  base["height"] = height;
-  base["k"] = req.k;
-  base["base_seed"] = req.seed;
-  base["batch_size"] = req.batch_size;
-  json jdbs = json::array();
-  std::vector<double> weights;
-  for (const auto& cdb : req.databases) weights.push_back(cdb.weight);
-  auto ks = split_k(req.k, weights);
-  for (size_t d = 0; d < dbs.size(); ++d)
-    jdbs.push_back({{"name", dbs[d]->name()},
-                    {"path", fs::absolute(req.databases[d].dir).string()},
-                    {"weight", req.databases[d].weight},
-                    {"k", retrieve ? ks[d] : 0},
-                    {"hash", dbs[d]->hash()},
-                    {"size", dbs[d]->size()},
-                    {"clip_identity", dbs[d]->clip_identity()}});
-  base["databases"] = jdbs;
-  json jn = json::array();
-  for (const auto& nb : result.neighbors)
-    jn.push_back({{"database", nb.database}, {"id", nb.id}, {"score", nb.score}, {"path", nb.path}, {"label", nb.label}});
-  base["neighbors"] = jn;
-  return base;
-}
-
 // Step 0: the request against the model (the CLI checks the same rules before loading).
 void validate_in_pipeline(const SampleRequest& req, int64_t width, int64_t height, int64_t mult,
                           const ldm::LatentDiffusion& ldm, int64_t downsamples, int64_t max_steps) {
@@ -304,79 +165,49 @@ void validate_in_pipeline(const SampleRequest& req, int64_t width, int64_t heigh
     fail("sample: an image prompt and a text prompt cannot be combined (the image's CLIP embedding replaces the "
          "text query): give one of them");
 }
-}  // namespace
 
-namespace {
-// One batch of B images (the first is image b0 of the request) through the guided sampler.
-torch::Tensor sample_batch(const Pipeline::Impl& m, const SampleRequest& req, const torch::Tensor& c, int64_t b0,
-                           int64_t B, int64_t height, int64_t width, const SampleCallbacks& callbacks) {
+// Steps 5-7 for every batch: sample, decode each image, hand it over with its record.
+// Returns false when interrupted (the finished images are in `result`).
+bool sample_images(const Pipeline::Impl& m, const SampleRequest& req, const torch::Tensor& c, const ImageRecord& base,
+                   int64_t width, int64_t height, const SampleCallbacks& callbacks, SampleResult& result) {
   const auto& ldm = *m.ldm;
-  const int64_t C = ldm.latent_channels(), f = ldm.downsample_factor();
-  const int64_t h = height / f, w = width / f;
-  sampler::ModelFn model = [&ldm](const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& ctx) {
-    return ldm.apply_model(x, t, ctx);
-  };
-  // Image i draws its x_T (and, with eta > 0, its step noise) from its own generator seeded
-  // with seed + index, on the CPU: the same image whatever the batch size or device.
-  std::vector<at::Generator> gens;
-  std::vector<torch::Tensor> x0;
-  for (int64_t i = 0; i < B; ++i) {
-    uint64_t s = req.seed + static_cast<uint64_t>(req.first_index + b0 + i);
-    gens.push_back(at::make_generator<at::CPUGeneratorImpl>(s));
-    x0.push_back(torch::randn({1, C, h, w}, gens.back(), torch::kFloat32));
-  }
-  auto x_T = torch::cat(x0).to(ldm.device(), ldm.dtype());
-  auto cb = c.expand({B, c.size(1), c.size(2)}).contiguous();
-  sampler::EpsFn eps = sampler::classifier_free_guidance(model, cb, torch::zeros_like(cb), req.scale);
-  if (B > 1 && ldm.device().is_cpu()) {
-    // CPU kernels (oneDNN convolutions, BLAS) pick blockings by batch size, which changes the
-    // last bits: evaluate each image's guided pair on its own so that an image never depends
-    // on the batch it was sampled in. (On CUDA the batch runs as one, for throughput.)
-    sampler::EpsFn single = sampler::classifier_free_guidance(model, cb.slice(0, 0, 1), torch::zeros_like(cb.slice(0, 0, 1)), req.scale);
-    eps = [single, B](const torch::Tensor& x, const torch::Tensor& t) {
-      std::vector<torch::Tensor> outs;
-      for (int64_t i = 0; i < B; ++i) outs.push_back(single(x.slice(0, i, i + 1), t.slice(0, i, i + 1)));
-      return torch::cat(outs);
-    };
-  }
-  sampler::SamplerOptions opts;
-  opts.steps = req.steps;
-  opts.eta = req.eta;
-  opts.spacing = req.spacing;
-  if (req.eta != 0.0) {
-    opts.noise = [&gens, C, h, w, &ldm](int) {
-      std::vector<torch::Tensor> n;
-      for (auto& g : gens) n.push_back(torch::randn({1, C, h, w}, g, torch::kFloat32));
-      return torch::cat(n).to(ldm.device(), ldm.dtype());
-    };
-  }
-  const std::atomic<bool>* stop = callbacks.stop;
-  if (stop && stop->load()) throw Interrupted{};
-  sampler::ProgressFn step_progress = [&](int step, int total) {
-    if (callbacks.progress) callbacks.progress({req.first_index + b0, req.n, B, step, total});
-    if (stop && stop->load() && step < total) throw Interrupted{};
-  };
+  double sample_s = 0, decode_s = 0;
   try {
-    return sampler::run_sampler(req.sampler, eps, x_T, ldm.schedule(), opts, step_progress);
-  } catch (const c10::OutOfMemoryError&) {
-    fail("out of GPU memory sampling {} image(s) of {}x{} with {} context tokens: lower --batch-size, the size, "
-         "or use --precision fp16",
-         B, width, height, c.size(1));
+    for (int64_t b0 = 0; b0 < req.n; b0 += req.batch_size) {
+      const int64_t B = std::min(req.batch_size, req.n - b0);
+      auto ts = Clock::now();
+      // 5. Guided sampling from per-image seeded noise.
+      torch::Tensor z = stage::sample_batch(ldm, req, c, b0, B, height, width, callbacks);
+      sample_s += since(ts);
+      auto td = Clock::now();
+      release_free_memory();  // the UNet's freed activations: the decode needs larger blocks
+      for (int64_t i = 0; i < B; ++i) {
+        SampledImage img;
+        img.index = req.first_index + b0 + i;
+        img.seed = req.seed + static_cast<uint64_t>(img.index);
+        // 6. Decode.
+        img.image = stage::decode_image(ldm, z.slice(0, i, i + 1), img.index, img.seed);
+        decode_s += since(td);
+        td = Clock::now();
+        // 7. The record: the request's part, the image's seed and index, the timings so far.
+        std::map<std::string, double> timings = result.seconds;
+        timings["sample"] = sample_s;
+        timings["decode"] = decode_s;
+        timings["load"] = m.load_seconds;
+        timings["sample_per_image"] = sample_s / static_cast<double>(result.images.size() + 1);
+        img.record = stage::image_record(base, std::move(timings), img.seed, img.index);
+        if (callbacks.on_image) callbacks.on_image(img);
+        result.images.push_back(std::move(img));
+      }
+    }
+  } catch (const stage::Interrupted&) {
+    result.interrupted = true;
+    spdlog::warn("sample: interrupted after {} of {} image(s)", result.images.size(), req.n);
   }
-}
-
-// One latent [1, C, h, w] -> uint8 RGB (knn2img's conversion); an error if it is not finite.
-image::RgbImage decode_image(const Pipeline::Impl& m, const torch::Tensor& z, int64_t index, uint64_t seed) {
-  torch::Tensor x = m.ldm->decode_first_stage(z).to(torch::kFloat32);
-  if (!all_finite(x))
-    fail("decoded image is not finite (image {}, seed {}): the first-stage weights are broken or the precision "
-         "overflowed (try --precision fp32)",
-         index, seed);
-  x = torch::clamp((x + 1.0) / 2.0, 0.0, 1.0);
-  auto u8 = (x * 255.0).to(torch::kUInt8)[0].permute({1, 2, 0}).contiguous().cpu();  // truncation
-  image::RgbImage img(u8.size(0), u8.size(1));
-  std::memcpy(img.pixels.data(), u8.data_ptr<uint8_t>(), img.pixels.size());
-  return img;
+  result.seconds["sample"] = sample_s;
+  result.seconds["decode"] = decode_s;
+  result.seconds["load"] = m.load_seconds;
+  return !result.interrupted;
 }
 }  // namespace
 
@@ -389,111 +220,50 @@ SampleResult Pipeline::sample(const SampleRequest& req, const SampleProgressFn& 
 SampleResult Pipeline::sample(const SampleRequest& req, const SampleCallbacks& callbacks) const {
   c10::InferenceMode inference;
   const Impl& m = *impl_;
-  const auto& clip = *m.clip;
   const auto& ldm = *m.ldm;
   SampleResult result;
 
-  // 0. Validate the request against the model.
+  // 0. Validate the request against the model; open the databases (their names give the
+  //    postfix style).
   const int64_t width = req.width > 0 ? req.width : native_width();
   const int64_t height = req.height > 0 ? req.height : native_height();
-  validate_in_pipeline(req, width, height, size_multiple(), ldm, impl_->config.unet.num_downsamples(),
+  validate_in_pipeline(req, width, height, size_multiple(), ldm, m.config.unet.num_downsamples(),
                        ldm.schedule().num_timesteps - 1);
   const bool retrieve = !req.no_retrieval && !req.databases.empty() && req.k > 0;
+  stage::DbList dbs;
+  std::vector<std::string> names;
+  for (const auto& choice : req.databases) {
+    dbs.push_back(m.database(choice.dir));
+    names.push_back(dbs.back()->name());
+  }
 
-  // Open the databases first: their names give the postfix style.
-  DbList dbs;
-  for (const auto& choice : req.databases) dbs.push_back(m.database(choice.dir));
-
-  // 1. Tokenize (the postfix baseline appends the style to the prompt).
+  // 1. The text to encode (the postfix baseline appends the style).
   auto t0 = Clock::now();
-  result.prompt = req.prompt;
-  if (req.no_retrieval) {
-    std::string style = req.style;
-    if (style.empty() && !dbs.empty()) style = style_from_database_name(dbs.front()->name());
-    if (style.empty()) fail("--no-retrieval needs --style TEXT or a --database to name the style");
-    result.prompt = req.prompt + " in the style of " + style;
-  }
-  if (result.prompt.empty() && !req.image_prompt) fail("the prompt is empty (give a prompt or --image-prompt)");
-  const int64_t context_length = clip.config().context_length;
-
+  result.prompt = stage::query_text(req, names);
   // 2. Encode: CLIP text embedding, or the CLIP image embedding of --image-prompt; L2-normalised.
-  torch::Tensor query;
-  if (req.image_prompt) {
-    const auto mode = dbs.empty() ? clip::Preprocess::Clip : dbs.front()->preprocess();
-    auto pixels = clip::preprocess_file(*req.image_prompt, clip.config().image_resolution, mode);
-    query = clip.encode_image(pixels.unsqueeze(0).to(clip.device()));
-  } else {
-    auto tokens = m.tokenizer->tokenize({result.prompt}, context_length, /*truncate=*/true);
-    query = clip.encode_text(tokens.to(clip.device()));
-  }
-  query = l2_normalize(query.to(torch::kFloat32));  // [1, D]
-  if (!all_finite(query))
-    fail("the CLIP embedding of the {} is not finite: the CLIP weights '{}' are broken",
-         req.image_prompt ? "image prompt" : "prompt", m.paths.clip.string());
+  const torch::Tensor query = stage::encode_query(*m.encoder, req, result.prompt, dbs, m.paths.clip.string());
   result.seconds["encode"] = since(t0);
 
   // 3. Retrieve k neighbours, split across the databases by weight; best first overall.
   t0 = Clock::now();
   std::vector<torch::Tensor> neighbor_embeddings;
-  if (retrieve) neighbor_embeddings = retrieve_neighbors(req, dbs, query, result.neighbors);
+  if (retrieve) neighbor_embeddings = stage::retrieve_neighbors(req, dbs, query, result.neighbors);
   result.seconds["retrieve"] = since(t0);
 
   // 4. Context c = [query, neighbours] (1, 1+k, D); uc = zeros_like(c).
-  torch::Tensor c = query.unsqueeze(1);
-  if (!neighbor_embeddings.empty())
-    c = torch::cat({c, l2_normalize(torch::stack(neighbor_embeddings)).unsqueeze(0).to(c.device())}, 1);
-  c = c.to(ldm.device(), ldm.dtype());
+  const torch::Tensor c = stage::build_context(query, neighbor_embeddings, ldm.device(), ldm.dtype());
 
-  // Records: everything needed to reproduce each image (timings added per image).
-  const json base = request_record(*this, req, result, dbs, retrieve, width, height);
-  double sample_s = 0, decode_s = 0;
-  int64_t finished = 0;
-  auto finish_image = [&](SampledImage& img) {
-    img.record = base;
-    json timings = result.seconds;
-    timings["sample"] = sample_s;
-    timings["decode"] = decode_s;
-    timings["load"] = m.load_seconds;
-    timings["sample_per_image"] = sample_s / static_cast<double>(std::max<int64_t>(1, ++finished));
-    img.record["seconds"] = timings;
-    img.record["seed"] = img.seed;
-    img.record["index"] = img.index;
-    if (callbacks.on_image) callbacks.on_image(img);
-  };
-
-  // 5. Guided sampling from per-image seeded noise, batch by batch; 6. decode each image.
-  try {
-    for (int64_t b0 = 0; b0 < req.n; b0 += req.batch_size) {
-      const int64_t B = std::min(req.batch_size, req.n - b0);
-      auto ts = Clock::now();
-      torch::Tensor z = sample_batch(m, req, c, b0, B, height, width, callbacks);
-      sample_s += since(ts);
-      auto td = Clock::now();
-      release_free_memory();  // the UNet's freed activations: the decode needs larger blocks
-      for (int64_t i = 0; i < B; ++i) {
-        SampledImage img;
-        img.index = req.first_index + b0 + i;
-        img.seed = req.seed + static_cast<uint64_t>(img.index);
-        img.image = decode_image(m, z.slice(0, i, i + 1), img.index, img.seed);
-        decode_s += since(td);
-        td = Clock::now();
-        finish_image(img);
-        result.images.push_back(std::move(img));
-      }
-    }
-  } catch (const Interrupted&) {
-    result.interrupted = true;
-    spdlog::warn("sample: interrupted after {} of {} image(s)", result.images.size(), req.n);
-  }
-  result.seconds["sample"] = sample_s;
-  result.seconds["decode"] = decode_s;
-  result.seconds["load"] = m.load_seconds;
+  // 5.-7. Sample batch by batch, decode each image, record what reproduces it.
+  const ImageRecord base = stage::request_record(m.model_record(), req, result.prompt,
+                                                 stage::database_records(req, dbs, retrieve), result.neighbors,
+                                                 retrieve, width, height);
+  const bool finished = sample_images(m, req, c, base, width, height, callbacks, result);
   const int64_t done = static_cast<int64_t>(result.images.size());
-  if (!result.interrupted)
+  const double sample_s = result.seconds["sample"], decode_s = result.seconds["decode"];
+  if (finished)
     spdlog::info("sample: {} image(s) {}x{} in {:.2f} s ({:.2f} s/image sampling, {:.2f} s decode)", done, width,
                  height, sample_s + decode_s, sample_s / static_cast<double>(std::max<int64_t>(1, done)), decode_s);
   return result;
 }
-
 
 }  // namespace rdm

@@ -1,19 +1,19 @@
-// The non-tensor half of the pipeline: neighbour split across databases, the postfix style,
-// and the per-image record (the PNG `rdm` chunk) <-> request and `parameters` text.
+// The non-tensor steps of the pipeline: the neighbour split across databases, the postfix
+// style and query text, and the per-image record (see pipeline_stages.hpp).
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
+#include <filesystem>
 #include <numeric>
 
-#include <spdlog/fmt/fmt.h>
+#include <torch/version.h>
 
-#include "rdm/runtime/error.hpp"
+#include "app/pipeline_stages.hpp"
 #include "rdm/app/pipeline.hpp"
-#include "rdm/app/request_checks.hpp"
+#include "rdm/retrieval/database.hpp"
+#include "rdm/runtime/error.hpp"
 
 namespace rdm {
 namespace fs = std::filesystem;
-using json = nlohmann::json;
 
 std::vector<int64_t> split_k(int64_t k, const std::vector<double>& weights) {
   std::vector<int64_t> out(weights.size(), 0);
@@ -47,89 +47,65 @@ std::string style_from_database_name(const std::string& name) {
   return s;
 }
 
-std::pair<std::string, double> parse_weighted(const std::string& spec) {
-  auto colon = spec.rfind(':');
-  if (colon != std::string::npos && colon + 1 < spec.size()) {
-    std::string tail = spec.substr(colon + 1);
-    char* end = nullptr;
-    double w = std::strtod(tail.c_str(), &end);
-    if (end && *end == 0) {
-      if (!(w > 0) || !std::isfinite(w)) fail("database weight in '{}' must be a positive number", spec);
-      return {spec.substr(0, colon), w};
-    }
+namespace stage {
+
+std::string query_text(const SampleRequest& req, const std::vector<std::string>& database_names) {
+  std::string text = req.prompt;
+  if (req.no_retrieval) {
+    std::string style = req.style;
+    if (style.empty() && !database_names.empty()) style = style_from_database_name(database_names.front());
+    if (style.empty()) fail("--no-retrieval needs --style TEXT or a --database to name the style");
+    text = req.prompt + " in the style of " + style;
   }
-  return {spec, 1.0};
+  if (text.empty() && !req.image_prompt) fail("the prompt is empty (give a prompt or --image-prompt)");
+  return text;
 }
 
-SampleRequest request_from_record(const json& r, const std::string& where) {
-  if (!r.is_object() || !r.contains("seed") || !r.contains("steps"))
-    fail("{} is not an rdm image record (no seed/steps)", where);
-  SampleRequest q;
-  try {
-    q.prompt = r.value("prompt", std::string());
-    if (r.contains("image_prompt")) q.image_prompt = fs::path(r.at("image_prompt").get<std::string>());
-    std::string mode = r.value("mode", std::string("text"));
-    q.no_retrieval = mode == "postfix";
-    q.style = r.value("style", std::string());
-    for (const auto& d : r.value("databases", json::array()))
-      q.databases.push_back({fs::path(d.at("path").get<std::string>()), json_number(d, "weight", 1.0, where)});
-    q.k = json_integer(r, "k", 19, where);
-    q.sampler = r.value("sampler", std::string("ddim"));
-    q.spacing = r.value("spacing", std::string("uniform"));  // records before the solvers: uniform
-    q.steps = static_cast<int>(std::clamp<int64_t>(json_integer(r, "steps", 50, where), -1, 1 << 30));
-    q.eta = json_number(r, "eta", 0.0, where);
-    q.scale = json_number(r, "scale", 5.0, where);
-    q.seed = json_seed(r.at("seed"), where);
-    q.n = 1;
-    q.first_index = 0;
-    q.width = json_integer(r, "width", 0, where);
-    q.height = json_integer(r, "height", 0, where);
-  } catch (const json::exception& e) {
-    fail("{} has a malformed field: {}", where, e.what());
-  }
-  check_sampler(q.sampler, q.spacing, where);
-  check_scale(q.scale, where);
-  check_eta(q.eta, q.sampler, where);
-  check_k(q.k, where);
-  if (q.steps < 1) fail("{}: steps {} must be at least 1", where, q.steps);
-  return q;
-}
-
-namespace {
-std::string num(double v) {
-  std::string s = fmt::format("{}", v);
-  return s;
-}
-}  // namespace
-
-std::string parameters_text(const json& r) {
-  std::string text = r.value("text", r.value("prompt", std::string()));
-  std::string out = text + "\n";
-  std::string sampler = r.value("sampler", std::string("ddim"));
-  std::transform(sampler.begin(), sampler.end(), sampler.begin(), ::toupper);
-  out += fmt::format("Steps: {}, Sampler: {}, CFG scale: {}, Seed: {}, Size: {}x{}", r.value("steps", 0), sampler,
-                     num(r.value("scale", 0.0)), r.value("seed", uint64_t(0)), r.value("width", 0),
-                     r.value("height", 0));
-  if (r.contains("model")) {
-    const auto& m = r["model"];
-    out += fmt::format(", Model hash: {}, Model: {}", m.value("hash", std::string()),
-                       fs::path(m.value("path", std::string())).parent_path().filename().string());
-  }
-  out += fmt::format(", Eta: {}, Mode: {}", num(r.value("eta", 0.0)), r.value("mode", std::string()));
-  if (r.contains("image_prompt")) out += fmt::format(", Image prompt: {}", r["image_prompt"].get<std::string>());
-  std::vector<std::string> dbs;
-  for (const auto& d : r.value("databases", json::array()))
-    dbs.push_back(fmt::format("{}:{} (k {})", d.value("name", std::string()), num(d.value("weight", 1.0)),
-                              d.value("k", 0)));
-  if (!dbs.empty()) {
-    std::string joined;
-    for (const auto& d : dbs) joined += (joined.empty() ? "" : " + ") + d;
-    out += ", Databases: " + joined;
-  }
-  out += fmt::format(", Neighbors: {}", r.value("neighbors", json::array()).size());
-  if (r.contains("device")) out += fmt::format(", Device: {} {}", r["device"].get<std::string>(), r.value("precision", std::string()));
-  out += fmt::format(", Version: rdm {}", r.value("rdm_version", std::string()));
+std::vector<ImageRecord::Database> database_records(const SampleRequest& req, const DbList& dbs, bool retrieve) {
+  std::vector<double> weights;
+  for (const auto& d : req.databases) weights.push_back(d.weight);
+  const auto ks = split_k(req.k, weights);
+  std::vector<ImageRecord::Database> out;
+  for (size_t d = 0; d < dbs.size(); ++d)
+    out.push_back({dbs[d]->name(), fs::absolute(req.databases[d].dir).string(), req.databases[d].weight,
+                   retrieve ? ks[d] : 0, dbs[d]->hash(), dbs[d]->size(), dbs[d]->clip_identity()});
   return out;
 }
 
+ImageRecord request_record(const ImageRecord& model, const SampleRequest& req, const std::string& text,
+                           std::vector<ImageRecord::Database> databases, const std::vector<NeighborRecord>& neighbors,
+                           bool retrieve, int64_t width, int64_t height) {
+  ImageRecord r = model;
+  r.rdm_version = RDM_VERSION;
+  r.libtorch = TORCH_VERSION;
+  r.prompt = req.prompt;
+  r.text = text;
+  r.mode = req.image_prompt ? "image" : req.no_retrieval ? "postfix" : retrieve ? "text+neighbors" : "text";
+  if (req.image_prompt) r.image_prompt = fs::absolute(*req.image_prompt).string();
+  if (req.no_retrieval) r.style = req.style;
+  r.sampler = req.sampler;
+  r.spacing = req.spacing;
+  r.steps = req.steps;
+  r.eta = req.eta;
+  r.scale = req.scale;
+  r.width = width;
+  r.height = height;
+  r.k = req.k;
+  r.base_seed = req.seed;
+  r.batch_size = req.batch_size;
+  r.databases = std::move(databases);
+  r.neighbors = neighbors;
+  return r;
+}
+
+ImageRecord image_record(const ImageRecord& request_part, std::map<std::string, double> seconds, uint64_t seed,
+                         int64_t index) {
+  ImageRecord r = request_part;
+  r.seconds = std::move(seconds);
+  r.seed = seed;
+  r.index = index;
+  return r;
+}
+
+}  // namespace stage
 }  // namespace rdm

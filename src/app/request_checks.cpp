@@ -2,8 +2,6 @@
 // knn2img.py takes its values unchecked from argparse.
 #include "rdm/app/request_checks.hpp"
 
-#include <torch/cuda.h>
-
 #include <algorithm>
 #include <cmath>
 #include <fstream>
@@ -12,6 +10,7 @@
 
 #include <fmt/ranges.h>
 
+#include "rdm/runtime/device.hpp"
 #include "rdm/runtime/error.hpp"
 #include "rdm/retrieval/manifest.hpp"
 #include "rdm/sampler/solvers.hpp"
@@ -187,7 +186,7 @@ void check_size(int64_t width, int64_t height, const ModelFacts& facts, const st
 void check_memory(int64_t width, int64_t height, int64_t batch, const ModelFacts& facts, const std::string& device,
                   const std::string& precision, const MachineMemory& machine, const std::string& what) {
   if (machine.available <= 0) return;  // unknown (no /proc/meminfo)
-  if (device != "cpu" && (device != "auto" || torch::cuda::is_available())) return;
+  if (!is_cpu_device(device)) return;
   const int64_t w = width > 0 ? width : facts.native_width, h = height > 0 ? height : facts.native_height;
   const MemoryEstimate e = estimate_activation_memory(facts.config, w, h, batch, precision == "fp32" ? 4 : 2);
   constexpr double GiB = 1024.0 * 1024.0 * 1024.0;

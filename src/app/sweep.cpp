@@ -25,91 +25,46 @@ namespace rdm {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-json SweepJob::to_json() const {
-  json j = {{"prompt", prompt}, {"databases", databases}, {"seed", seed}, {"scale", scale},
-            {"k", k},           {"sampler", sampler},     {"steps", steps}, {"eta", eta},
-            {"width", width},   {"height", height}};
-  if (!image_prompt.empty()) j["image_prompt"] = image_prompt;
-  // Jobs of the reference's spacing keep the ids they had before spacings existed.
-  if (spacing != "uniform") j["spacing"] = spacing;
-  if (no_retrieval) {
-    j["no_retrieval"] = true;
-    j["style"] = style;
-  }
-  return j;
-}
-
 std::string SweepJob::id() const { return io::sha256_hex(to_json().dump()).substr(0, 12); }
 
 std::string SweepJob::file_name() const {
-  std::string slug = slugify(prompt.empty() ? fs::path(image_prompt).stem().string() : prompt, 32);
+  const SampleRequest& r = request;
+  std::string slug = slugify(r.prompt.empty() && r.image_prompt ? r.image_prompt->stem().string() : r.prompt, 32);
   return slug + "_" + id() + ".png";
 }
 
 std::string SweepJob::style_label() const {
-  if (no_retrieval) return "postfix: " + style;
+  if (request.no_retrieval) return "postfix: " + request.style;
   std::string s;
-  for (const auto& d : databases) {
-    auto [name, weight] = parse_weighted(d);
-    std::string shown = fs::path(name).filename().string();
-    if (shown.empty()) shown = fs::path(name).parent_path().filename().string();
-    s += (s.empty() ? "" : "+") + shown + (weight != 1.0 ? fmt::format(":{}", weight) : "");
+  for (const auto& d : request.databases) {
+    std::string shown = d.dir.filename().string();
+    if (shown.empty()) shown = d.dir.parent_path().filename().string();
+    s += (s.empty() ? "" : "+") + shown + (d.weight != 1.0 ? fmt::format(":{}", d.weight) : "");
   }
   return s.empty() ? "text only" : s;
 }
 
-SweepJob SweepJob::from_json(const json& j, const SweepJob& d, const std::string& where) {
+namespace {
+// A job is one image (its JSON, and so its id, has no n, batch_size or first_index).
+SampleRequest one_image(SampleRequest r) {
+  r.n = 1;
+  r.batch_size = 1;
+  r.first_index = 0;
+  return r;
+}
+}  // namespace
+
+SweepJob SweepJob::from_json(const json& j, const SampleRequest& d, const std::string& where) {
   if (!j.is_object()) fail("{}: a job must be a JSON object", where);
   static const std::set<std::string> known = {"prompt", "database", "databases", "seed", "scale", "k",
                                               "sampler", "spacing", "steps", "eta", "width", "height", "image_prompt",
                                               "no_retrieval", "style"};
   for (auto& [key, v] : j.items())
     if (!known.count(key)) fail("{}: unknown job key '{}'", where, key);
-  SweepJob s = d;
-  try {
-    s.prompt = j.value("prompt", d.prompt);
-    for (const char* key : {"database", "databases"}) {
-      if (!j.contains(key)) continue;
-      const auto& v = j.at(key);
-      s.databases.clear();
-      if (v.is_string()) {
-        if (!v.get<std::string>().empty()) s.databases.push_back(v.get<std::string>());
-      } else {
-        for (const auto& x : v) s.databases.push_back(x.get<std::string>());
-      }
-    }
-    if (j.contains("seed")) s.seed = json_seed(j.at("seed"), where);
-    s.scale = json_number(j, "scale", d.scale, where);
-    s.k = json_integer(j, "k", d.k, where);
-    s.sampler = j.value("sampler", d.sampler);
-    s.spacing = j.value("spacing", d.spacing);
-    const int64_t steps = json_integer(j, "steps", d.steps, where);
-    if (steps < 1 || steps > (int64_t(1) << 30)) fail("{}: steps {} must be at least 1", where, steps);
-    s.steps = static_cast<int>(steps);
-    s.eta = json_number(j, "eta", d.eta, where);
-    s.width = json_integer(j, "width", d.width, where);
-    s.height = json_integer(j, "height", d.height, where);
-    s.image_prompt = j.value("image_prompt", d.image_prompt);
-    s.no_retrieval = j.value("no_retrieval", d.no_retrieval);
-    s.style = j.value("style", d.style);
-  } catch (const json::exception& e) {
-    fail("{}: {}", where, e.what());
-  }
-  check_sampler(s.sampler, s.spacing, where);
-  check_scale(s.scale, where);
-  check_eta(s.eta, s.sampler, where);
-  check_k(s.k, where);
-  if (s.width < 0 || s.height < 0) fail("{}: width and height must not be negative (0 = the model's)", where);
-  if (!s.prompt.empty() && !s.image_prompt.empty())
-    fail("{}: a job has either a prompt or an image_prompt, not both (the image's CLIP embedding replaces the "
-         "text query)",
-         where);
-  s.source = where;
-  if (s.prompt.empty() && s.image_prompt.empty()) fail("{}: a job needs a prompt or an image_prompt", where);
-  return s;
+  return SweepJob{SampleRequest::from_json(j, one_image(d), where), where};
 }
 
-std::vector<SweepJob> read_jobs_jsonl(const fs::path& file, const SweepJob& defaults) {
+std::vector<SweepJob> read_jobs_jsonl(const fs::path& file, const SampleRequest& defaults) {
   std::vector<SweepJob> jobs;
   for (const auto& [line_no, line] : io::read_text_lines(file, "jobs file")) {
     if (line.find_first_not_of(" \t\r") == std::string::npos || line[line.find_first_not_of(" \t")] == '#') continue;
@@ -134,13 +89,13 @@ std::vector<SweepJob> read_jobs_jsonl(const fs::path& file, const SweepJob& defa
       j.erase("scales");
     }
     SweepJob base = SweepJob::from_json(j, defaults, where);
-    if (scales.empty()) scales = {base.scale};
-    if (seeds.empty()) seeds = {base.seed};
+    if (scales.empty()) scales = {base.request.scale};
+    if (seeds.empty()) seeds = {base.request.seed};
     for (double sc : scales)
       for (uint64_t sd : seeds) {
         SweepJob x = base;
-        x.scale = sc;
-        x.seed = sd;
+        x.request.scale = sc;
+        x.request.seed = sd;
         jobs.push_back(x);
       }
   }
@@ -150,33 +105,36 @@ std::vector<SweepJob> read_jobs_jsonl(const fs::path& file, const SweepJob& defa
 
 std::vector<SweepJob> cartesian_jobs(const std::vector<std::string>& prompts, const std::vector<std::string>& databases,
                                      const std::vector<uint64_t>& seeds, const std::vector<double>& scales,
-                                     const SweepJob& d) {
+                                     const SampleRequest& d) {
   if (prompts.empty()) fail("a sweep needs at least one prompt (--prompts or a jobs file)");
   std::vector<std::string> dbs = databases.empty() ? std::vector<std::string>{""} : databases;
   std::vector<uint64_t> sds = seeds.empty() ? std::vector<uint64_t>{d.seed} : seeds;
   std::vector<double> scs = scales.empty() ? std::vector<double>{d.scale} : scales;
   std::vector<SweepJob> jobs;
   for (const auto& p : prompts)
-    for (const auto& db : dbs)
+    for (const auto& db : dbs) {
+      // "a:0.7+b:0.3": a mix; "" or "none": text only.
+      std::vector<DatabaseChoice> mix;
+      if (!db.empty() && db != "none") {
+        size_t start = 0;
+        while (start <= db.size()) {
+          size_t plus = db.find('+', start);
+          std::string part = db.substr(start, plus == std::string::npos ? std::string::npos : plus - start);
+          if (!part.empty()) mix.push_back(DatabaseChoice::parse(part));
+          if (plus == std::string::npos) break;
+          start = plus + 1;
+        }
+      }
       for (double sc : scs)
         for (uint64_t sd : sds) {
-          SweepJob j = d;
-          j.prompt = p;
-          j.databases.clear();
-          if (!db.empty() && db != "none") {
-            size_t start = 0;
-            while (start <= db.size()) {
-              size_t plus = db.find('+', start);
-              std::string part = db.substr(start, plus == std::string::npos ? std::string::npos : plus - start);
-              if (!part.empty()) j.databases.push_back(part);
-              if (plus == std::string::npos) break;
-              start = plus + 1;
-            }
-          }
-          j.scale = sc;
-          j.seed = sd;
+          SweepJob j{one_image(d), ""};
+          j.request.prompt = p;
+          j.request.databases = mix;
+          j.request.scale = sc;
+          j.request.seed = sd;
           jobs.push_back(j);
         }
+    }
   return jobs;
 }
 
@@ -194,24 +152,8 @@ json SweepReport::to_json() const {
 }
 
 SampleRequest job_request(const SweepJob& j) {
-  SampleRequest r;
-  r.prompt = j.prompt;
-  for (const auto& spec : j.databases) {
-    auto [name, weight] = parse_weighted(spec);
-    r.databases.push_back({resolve_database(name), weight});
-  }
-  if (!j.image_prompt.empty()) r.image_prompt = fs::path(j.image_prompt);
-  r.no_retrieval = j.no_retrieval;
-  r.style = j.style;
-  r.k = j.k;
-  r.sampler = j.sampler;
-  r.spacing = j.spacing;
-  r.steps = j.steps;
-  r.eta = j.eta;
-  r.scale = j.scale;
-  r.seed = j.seed;
-  r.width = j.width;
-  r.height = j.height;
+  SampleRequest r = j.request;
+  r.resolve_databases();
   return r;
 }
 
@@ -223,7 +165,8 @@ void check_jobs(const std::vector<SweepJob>& jobs, const fs::path& model_config,
   std::set<std::pair<int64_t, int64_t>> seen_sizes;
   for (size_t i = 0; i < jobs.size(); ++i) {
     const SweepJob& job = jobs[i];
-    const std::string what = job.source.empty() ? fmt::format("job {} ('{}')", i + 1, job.prompt) : job.source;
+    const std::string what =
+        job.source.empty() ? fmt::format("job {} ('{}')", i + 1, job.request.prompt) : job.source;
     SampleRequest req;
     try {
       req = job_request(job);
@@ -235,7 +178,7 @@ void check_jobs(const std::vector<SweepJob>& jobs, const fs::path& model_config,
     for (const auto& d : req.databases)
       if (seen_dbs.insert(fs::absolute(d.dir).lexically_normal().string()).second) unseen.push_back(d);
     req.databases = unseen;
-    check_request(req, facts, what);
+    req.validate(facts, what);
     if (seen_sizes.insert({req.width, req.height}).second)
       check_memory(req.width, req.height, 1, facts, device, precision, machine, what);
   }
@@ -260,8 +203,8 @@ SweepReport run_sweep(const Pipeline& pipeline, const std::vector<SweepJob>& job
   std::set<std::string> ids;
   for (const auto& j : jobs)
     if (!ids.insert(j.id()).second)
-      spdlog::warn("sweep: job '{}' (seed {}, {}) appears more than once; it runs once", j.prompt, j.seed,
-                   j.style_label());
+      spdlog::warn("sweep: job '{}' (seed {}, {}) appears more than once; it runs once", j.request.prompt,
+                   j.request.seed, j.style_label());
   auto positions = shard_positions(jobs.size(), o.shard_index, o.shard_count);
   rep.in_shard = static_cast<int64_t>(positions.size());
   std::vector<size_t> todo;
@@ -287,25 +230,19 @@ SweepReport run_sweep(const Pipeline& pipeline, const std::vector<SweepJob>& job
       auto result = pipeline.sample(job_request(job), [&](const SampleProgress& sp) {
         if (progress) progress({static_cast<int64_t>(t) + 1, static_cast<int64_t>(todo.size()), sp});
       });
-      json rec = result.images.at(0).record;
-      rec["job_id"] = job.id();
+      ImageRecord rec = result.images.at(0).record;
+      rec.job_id = job.id();
       if (o.neighbors_sheet && !result.neighbors.empty()) {
-        std::vector<std::string> images, captions;
-        int rank = 1;
-        for (const auto& nb : result.neighbors) {
-          images.push_back(nb.path);
-          captions.push_back(fmt::format("#{} {:.3f}\n{} {}", rank++, nb.score, nb.database, nb.label));
-        }
         fs::path sheet = o.out / (png.stem().string() + "-neighbors.png");
-        image::write_contact_sheet(sheet, images, captions, 128, 0);
-        rec["contact_sheet"] = sheet.filename().string();
+        write_neighbor_sheet(sheet, result.neighbors);
+        rec.contact_sheet = sheet.filename().string();
       }
       write_image_with_record(png, result.images[0].image, rec, /*sidecar=*/true, /*overwrite=*/true);
       line["status"] = "done";
-      line["seconds"] = rec["seconds"];
+      line["seconds"] = rec.seconds.value_or(std::map<std::string, double>{});
       ++rep.done;
     } catch (const std::exception& e) {
-      spdlog::error("sweep: job {} ('{}', {}): {}", job.id(), job.prompt, job.style_label(), e.what());
+      spdlog::error("sweep: job {} ('{}', {}): {}", job.id(), job.request.prompt, job.style_label(), e.what());
       line["status"] = "error";
       line["error"] = e.what();
       ++rep.failed;
@@ -317,6 +254,24 @@ SweepReport run_sweep(const Pipeline& pipeline, const std::vector<SweepJob>& job
   return rep;
 }
 
+namespace {
+// The record beside a finished image (<stem>.json); none when it is missing or unreadable (the
+// gallery shows the job's own values then). A record of a newer schema is an error.
+std::optional<ImageRecord> read_sidecar(const fs::path& png) {
+  fs::path side = png;
+  side.replace_extension(".json");
+  if (!fs::exists(side)) return std::nullopt;
+  const json raw = json::parse(io::read_file(side), nullptr, false);
+  if (raw.is_discarded() || !raw.is_object()) return std::nullopt;
+  ImageRecord::check_schema(raw, "'" + side.string() + "'");
+  try {
+    return ImageRecord::from_json(raw, "'" + side.string() + "'");
+  } catch (const Error&) {
+    return std::nullopt;
+  }
+}
+}  // namespace
+
 void write_sweep_gallery(const std::vector<SweepJob>& jobs, const fs::path& out, fs::path* gallery, fs::path* sheet) {
   std::vector<json> entries;
   std::vector<std::string> prompts, styles;
@@ -325,26 +280,24 @@ void write_sweep_gallery(const std::vector<SweepJob>& jobs, const fs::path& out,
   for (const auto& j : jobs) {
     if (!seen.insert(j.id()).second) continue;
     fs::path png = out / j.file_name();
-    if (std::find(prompts.begin(), prompts.end(), j.prompt) == prompts.end()) prompts.push_back(j.prompt);
+    const SampleRequest& r = j.request;
+    if (std::find(prompts.begin(), prompts.end(), r.prompt) == prompts.end()) prompts.push_back(r.prompt);
     if (std::find(styles.begin(), styles.end(), j.style_label()) == styles.end()) styles.push_back(j.style_label());
     if (!fs::exists(png)) continue;
-    fs::path side = png;
-    side.replace_extension(".json");
-    json rec;
-    if (fs::exists(side)) rec = json::parse(io::read_file(side), nullptr, false);
-    if (rec.is_discarded() || !rec.is_object()) rec = json::object();
-    json e = {{"file", png.filename().string()}, {"prompt", j.prompt}, {"seed", j.seed}, {"scale", j.scale},
-              {"sampler", j.sampler},            {"steps", j.steps}};
-    e["text"] = rec.value("text", j.prompt);
-    e["mode"] = rec.value("mode", std::string());
+    const std::optional<ImageRecord> rec = read_sidecar(png);
+    json e = {{"file", png.filename().string()}, {"prompt", r.prompt}, {"seed", r.seed}, {"scale", r.scale},
+              {"sampler", r.sampler},            {"steps", r.steps}};
+    e["text"] = rec ? rec->text : r.prompt;
+    e["mode"] = rec ? rec->mode : std::string();
     json names = json::array();
-    for (const auto& d : rec.value("databases", json::array())) names.push_back(d.value("name", std::string()));
-    if (names.empty() && j.no_retrieval) names.push_back("postfix: " + j.style);
+    if (rec)
+      for (const auto& d : rec->databases) names.push_back(d.name);
+    if (names.empty() && r.no_retrieval) names.push_back("postfix: " + r.style);
     e["databases"] = names;
-    e["neighbors"] = rec.value("neighbors", json::array());
-    if (rec.contains("contact_sheet")) e["contact_sheet"] = rec["contact_sheet"];
+    e["neighbors"] = rec ? ImageRecord::neighbors_json(rec->neighbors) : json::array();
+    if (rec && rec->contact_sheet) e["contact_sheet"] = *rec->contact_sheet;
     entries.push_back(e);
-    cells.emplace(std::make_pair(j.prompt, j.style_label()), png);  // first seed/scale wins
+    cells.emplace(std::make_pair(r.prompt, j.style_label()), png);  // first seed/scale wins
   }
   fs::path html = out / "index.html";
   write_gallery(html, fmt::format("rdm sweep: {} image(s)", entries.size()), entries);

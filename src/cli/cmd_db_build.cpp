@@ -10,6 +10,7 @@
 #include "cli/cmd_db.hpp"
 #include "cli/commands.hpp"
 #include "cli/index_options.hpp"
+#include "cli/model_options.hpp"
 #include "rdm/runtime/error.hpp"
 #include "rdm/retrieval/build.hpp"
 #include "rdm/runtime/shard.hpp"
@@ -18,11 +19,12 @@ namespace rdm::cli {
 namespace {
 
 struct BuildArgs {
-  std::string images, clip, out, preprocess = "clip", device = "cpu", precision = "fp32";
+  std::string images, out, preprocess = "clip";
   std::string shard = "0/1", name;
   int64_t batch = 32, workers = 0, max_pixels = 2LL * 89478485;
   retrieval::IndexOptions index;
   bool append = false, json = false, follow_links = false;
+  ModelOptions model;  // --clip, --device, --precision, --threads
 };
 
 std::string hms(double s) {
@@ -69,16 +71,10 @@ void add_db_build_command(CLI::App& db) {
   auto* c = db.add_subcommand("build", "Embed an image folder (recursively) into a style database");
   c->add_option("--images", args->images, "Collection root (sub-folder names become labels)")
       ->required()->check(CLI::ExistingDirectory);
-  c->add_option("--clip", args->clip, "CLIP weights (.pt, .safetensors, Hugging Face folder)")
-      ->required()->check(CLI::ExistingPath);
   c->add_option("--out", args->out, "Database folder (created; rerun the same command to resume)")
       ->required();
   c->add_option("--batch", args->batch, "Images per CLIP batch")->capture_default_str()
       ->check(CLI::PositiveNumber);
-  c->add_option("--device", args->device, "Torch device for CLIP (cpu, cuda, cuda:1)")
-      ->capture_default_str();
-  c->add_option("--precision", args->precision, "CLIP precision")->capture_default_str()
-      ->check(CLI::IsMember({"fp32", "fp16", "bf16"}));
   c->add_option("--preprocess", args->preprocess,
                 "clip: resize shorter side + center crop (Pillow bicubic); rdm: the RDM embedder's "
                 "straight resize")->capture_default_str()->check(CLI::IsMember({"clip", "rdm"}));
@@ -94,14 +90,18 @@ void add_db_build_command(CLI::App& db) {
   c->add_option("--name", args->name, "Database name (default: folder name)");
   add_index_options(c, args->index);
   c->add_flag("--json", args->json, "Print the build report as JSON on stdout");
+  ModelOptions::Use use;
+  use.vocab = false;  // images only
+  use.precision_of = "CLIP (fp16 needs CUDA)";
+  args->model.add_to(c, use);
   c->callback([args] {
     retrieval::BuildOptions o;
     o.images = args->images;
-    o.clip = args->clip;
+    o.clip = args->model.clip_path();
     o.out = args->out;
     o.preprocess = args->preprocess;
-    o.device = args->device;
-    o.precision = args->precision;
+    o.device = args->model.device;
+    o.precision = args->model.precision;
     o.batch = args->batch;
     o.workers = args->workers;
     o.max_pixels = args->max_pixels;

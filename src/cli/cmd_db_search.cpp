@@ -9,12 +9,10 @@
 #include <spdlog/spdlog.h>
 
 #include "cli/cmd_db.hpp"
-#include "rdm/clip/clip_model.hpp"
+#include "cli/model_options.hpp"
+#include "rdm/clip/query_encoder.hpp"
 #include "rdm/image/contact_sheet.hpp"
-#include "rdm/clip/preprocess.hpp"
-#include "rdm/clip/tokenizer.hpp"
 #include "rdm/runtime/error.hpp"
-#include "rdm/image/image.hpp"
 #include "rdm/io/safe_text.hpp"
 #include "rdm/retrieval/build.hpp"
 #include "rdm/retrieval/database.hpp"
@@ -24,9 +22,10 @@ namespace fs = std::filesystem;
 
 void add_db_search_command(CLI::App& db) {
   struct Args {
-    std::string dir, text, image, clip, vocab, sheet, device = "cpu";
+    std::string dir, text, image, sheet;
     int64_t k = 19, nprobe = 0, ef = 0, rerank = 0;
     bool json = false;
+    ModelOptions model;
   };
   auto a = std::make_shared<Args>();
   auto* c = db.add_subcommand("search", "Nearest database images of a text prompt or an image");
@@ -36,40 +35,41 @@ void add_db_search_command(CLI::App& db) {
   text->excludes(image);
   c->add_option("-k,--knn", a->k, "Number of neighbours")->capture_default_str()
       ->check(CLI::PositiveNumber);
-  c->add_option("--clip", a->clip, "CLIP weights (default: the model the database was built with)");
-  c->add_option("--vocab", a->vocab, "BPE vocabulary (bpe_simple_vocab_16e6.txt.gz) for --text");
-  c->add_option("--device", a->device, "Torch device for CLIP")->capture_default_str();
   c->add_option("--nprobe", a->nprobe, "IVF lists probed (default: manifest)")->check(CLI::NonNegativeNumber);
   c->add_option("--ef", a->ef, "HNSW efSearch (default: manifest)")->check(CLI::NonNegativeNumber);
   c->add_option("--rerank", a->rerank, "Exact re-rank of this many candidates (default: manifest)")
       ->check(CLI::NonNegativeNumber);
   c->add_flag("--json", a->json, "JSON on stdout");
   c->add_option("--sheet", a->sheet, "Write a contact sheet PNG of the neighbours");
+  ModelOptions::Use use;
+  use.clip_default = "the CLIP the database was built with";
+  use.precision_of = "CLIP (fp16 needs CUDA)";
+  a->model.add_to(c, use);
   c->callback([a] {
     if (a->text.empty() && a->image.empty()) fail("give a query: --text \"...\" or --image FILE");
     auto d = retrieval::Database::open(a->dir);
-    fs::path clip_path = a->clip;
-    if (clip_path.empty()) {
+    fs::path clip_path;
+    if (!a->model.clip.empty()) {
+      clip_path = a->model.clip_path();
+    } else {
       clip_path = d.clip_model();
       if (clip_path.empty() || !fs::exists(clip_path))
         fail("database '{}' does not record an existing CLIP model; pass --clip MODEL ({})",
              a->dir, d.clip_identity());
     }
-    if (!a->text.empty() && a->vocab.empty())
-      fail("--text needs the BPE vocabulary: pass --vocab bpe_simple_vocab_16e6.txt.gz");
+    const fs::path vocab = a->text.empty() ? fs::path() : a->model.vocab_path(clip_path);
+    const torch::Device device = a->model.torch_device();
+    const torch::Dtype dtype = a->model.dtype();
     c10::InferenceMode guard;
-    auto model = clip::ClipModel::load(clip_path, torch::Device(a->device), torch::kFloat32);
-    d.check_query_encoder(model.identity(), model.config().embed_dim);
+    auto encoder = clip::QueryEncoder::load(clip_path, vocab, device, dtype);
+    d.check_query_encoder(encoder.model().identity(), encoder.config().embed_dim);
     torch::Tensor q;
     if (!a->text.empty()) {
-      auto tok = clip::Tokenizer::load(a->vocab);
-      q = model.encode_text(tok.tokenize({a->text}, model.config().context_length, true).to(model.device()));
+      q = encoder.encode_texts({a->text});
     } else {
-      auto px = clip::preprocess_image(image::read_image(a->image), model.config().image_resolution, d.preprocess());
-      q = model.encode_image(px.unsqueeze(0).to(model.device()));
+      q = encoder.encode_image_files({a->image}, d.preprocess());
     }
-    q = q.to(torch::kCPU, torch::kFloat32);
-    q = q / q.norm(2, -1, true);
+    q = q.cpu();
     retrieval::SearchOptions so{a->nprobe, a->ef, a->rerank};
     auto res = d.search(q, a->k, so)[0];
 

@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "cli/commands.hpp"
+#include "cli/model_options.hpp"
 #include "cli/progress.hpp"
 #include "rdm/app/demo.hpp"
 
@@ -18,6 +19,7 @@ void add_demo_command(CLI::App& app) {
     std::string out = "demo";
     bool json_out = false;
     bool no_sample = false;
+    ModelOptions model;  // --device, --precision, --threads (the demo makes its own CLIP)
   };
   auto o = std::make_shared<Opts>();
   auto* cmd = app.add_subcommand(
@@ -29,14 +31,20 @@ void add_demo_command(CLI::App& app) {
   cmd->add_option("--images-per-style", o->d.images_per_style, "Generated images per style database")
       ->check(CLI::Range(1, 10000))
       ->capture_default_str();
-  cmd->add_option("--device", o->d.device, "cpu | cuda | cuda:N | auto")->capture_default_str();
   cmd->add_flag("--no-sample", o->no_sample, "Only create the models and databases");
   cmd->add_flag("--json", o->json_out, "Print a JSON report on stdout");
+  ModelOptions::Use use;
+  use.clip = use.vocab = false;
+  use.precision_of = "the UNet and autoencoder (CLIP stays fp32)";
+  use.threads_note = "; the demo's tiny model uses 1 unless --threads is given";
+  o->model.add_to(cmd, use);
   cmd->callback([o] {
     // The tiny model's tensors are too small to gain from threads (and OpenMP threads that spin
     // on a busy machine cost far more than they give): one thread unless --threads says.
     if (globals().threads == 0) at::set_num_threads(1);
     o->d.out = o->out;
+    o->d.device = o->model.device;
+    o->d.precision = o->model.precision;
     o->d.sample = !o->no_sample;
     ProgressBar bar;
     auto rep = demo::run_demo(o->d, [&](const SampleProgress& p) { bar(p); });

@@ -5,13 +5,11 @@
 
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
-#include <torch/cuda.h>
 #include <torch/types.h>
 
 #include "cli/commands.hpp"
-#include "rdm/clip/clip_model.hpp"
-#include "rdm/clip/preprocess.hpp"
-#include "rdm/clip/tokenizer.hpp"
+#include "cli/model_options.hpp"
+#include "rdm/clip/query_encoder.hpp"
 #include "rdm/runtime/error.hpp"
 #include "rdm/formats/npy.hpp"
 #include "rdm/io/text_file.hpp"
@@ -22,50 +20,12 @@ using nlohmann::json;
 
 namespace {
 struct EmbedOpts {
-  std::string clip, vocab, text_file, out, device = "cpu", precision = "fp32", preprocess = "clip";
+  std::string text_file, out, preprocess = "clip";
   std::vector<std::string> texts, images;
   bool tokens = false, no_truncate = false;
   int batch = 16;
+  ModelOptions model;
 };
-
-// --vocab, else beside the model (the gz merge list, or vocab.json + merges.txt), else
-// $RDM_CLIP_VOCAB, else models/bpe_simple_vocab_16e6.txt.gz under the current directory.
-fs::path find_vocab(const EmbedOpts& o) {
-  if (!o.vocab.empty()) return o.vocab;
-  std::vector<fs::path> cands;
-  if (!o.clip.empty()) {
-    fs::path m(o.clip);
-    fs::path dir = fs::is_directory(m) ? m : m.parent_path();
-    if (dir.empty()) dir = ".";
-    cands.push_back(dir / "bpe_simple_vocab_16e6.txt.gz");
-    cands.push_back(dir / "vocab.json");
-    cands.push_back(dir.parent_path() / "bpe_simple_vocab_16e6.txt.gz");
-  }
-  if (const char* env = std::getenv("RDM_CLIP_VOCAB")) cands.emplace_back(env);
-  cands.push_back(fs::path("models") / "bpe_simple_vocab_16e6.txt.gz");
-  for (auto& c : cands)
-    if (fs::is_regular_file(c)) return c;
-  fail("no CLIP vocabulary found: pass --vocab (bpe_simple_vocab_16e6.txt.gz or vocab.json), put it beside the "
-       "model, set RDM_CLIP_VOCAB, or place it in models/");
-}
-
-torch::Dtype parse_precision(const std::string& p) {
-  if (p == "fp32") return torch::kFloat32;
-  if (p == "fp16") return torch::kFloat16;
-  if (p == "bf16") return torch::kBFloat16;
-  fail("--precision must be fp32, fp16 or bf16, got '{}'", p);
-}
-
-torch::Device parse_device(const std::string& d) {
-  torch::Device dev = torch::kCPU;
-  try {
-    dev = torch::Device(d);
-  } catch (const std::exception&) {
-    fail("--device '{}' is not a device (cpu, cuda, cuda:N)", d);
-  }
-  if (dev.is_cuda() && !torch::cuda::is_available()) fail("--device {}: CUDA is not available in this build/machine", d);
-  return dev;
-}
 
 json rows_json(const torch::Tensor& t) {
   json rows = json::array();
@@ -86,7 +46,8 @@ void run_embed(const EmbedOpts& o) {
 
   if (o.tokens) {
     if (!o.images.empty()) fail("embed: --tokens applies to prompts only");
-    auto tok = clip::Tokenizer::load(find_vocab(o));
+    // The vocabulary beside --clip when it is given, else $RDM_CLIP_VOCAB or $RDM_MODELS.
+    auto tok = clip::Tokenizer::load(o.model.vocab_path(o.model.clip.empty() ? fs::path() : o.model.clip_path()));
     torch::Tensor rows = tok.tokenize(texts, 77, !o.no_truncate);
     json out = json::array();
     for (size_t i = 0; i < texts.size(); ++i) {
@@ -102,36 +63,22 @@ void run_embed(const EmbedOpts& o) {
     return;
   }
 
-  if (o.clip.empty()) fail("embed: --clip MODEL is required");
   if (o.batch < 1) fail("--batch must be at least 1");
-  const auto device = parse_device(o.device);
-  const auto dtype = parse_precision(o.precision);
-  auto model = clip::ClipModel::load(o.clip, device, dtype);
-  spdlog::info("CLIP {} on {} ({})", model.identity(), device.str(), o.precision);
-  auto normalize = [](torch::Tensor t) {
-    t = t.to(torch::kFloat32);
-    return t / t.norm(2, -1, true);
-  };
+  const auto device = o.model.torch_device();
+  const auto dtype = o.model.dtype();
+  const fs::path clip_path = o.model.clip_path();
+  // The vocabulary only when there are prompts to encode.
+  const auto encoder =
+      clip::QueryEncoder::load(clip_path, texts.empty() ? fs::path() : o.model.vocab_path(clip_path), device, dtype);
+  const clip::ClipModel& model = encoder.model();
+  spdlog::info("CLIP {} on {} ({})", model.identity(), device.str(), o.model.precision);
 
   torch::Tensor text_emb, image_emb;
-  if (!texts.empty()) {
-    auto tok = clip::Tokenizer::load(find_vocab(o));
-    std::vector<torch::Tensor> parts;
-    torch::Tensor rows = tok.tokenize(texts, model.config().context_length, !o.no_truncate);
-    for (int64_t b = 0; b < rows.size(0); b += o.batch)
-      parts.push_back(normalize(model.encode_text(rows.slice(0, b, b + o.batch))).cpu());
-    text_emb = torch::cat(parts);
-  }
+  if (!texts.empty()) text_emb = encoder.encode_texts(texts, !o.no_truncate, o.batch).cpu();
   if (!o.images.empty()) {
     const auto kind = o.preprocess == "rdm" ? clip::Preprocess::Rdm : clip::Preprocess::Clip;
-    std::vector<torch::Tensor> parts;
-    for (size_t b = 0; b < o.images.size(); b += static_cast<size_t>(o.batch)) {
-      std::vector<torch::Tensor> px;
-      for (size_t i = b; i < std::min(o.images.size(), b + static_cast<size_t>(o.batch)); ++i)
-        px.push_back(clip::preprocess_file(o.images[i], model.config().image_resolution, kind));
-      parts.push_back(normalize(model.encode_image(torch::stack(px))).cpu());
-    }
-    image_emb = torch::cat(parts);
+    std::vector<fs::path> files(o.images.begin(), o.images.end());
+    image_emb = encoder.encode_image_files(files, kind, o.batch).cpu();
   }
 
   if (!o.out.empty()) {
@@ -162,28 +109,24 @@ void run_embed(const EmbedOpts& o) {
 
 void add_embed_command(CLI::App& app) {
   auto o = std::make_shared<EmbedOpts>();
-  auto* cmd = app.add_subcommand("embed", "CLIP embeddings (L2-normalised) of prompts and images, or token ids");
-  cmd->add_option("--clip", o->clip, "CLIP weights: OpenAI ViT-L-14.pt, state-dict .pt, .safetensors, or a Hugging Face folder");
+  auto* cmd = app.add_subcommand("embed", "CLIP embeddings (L2-normalised) of prompts and images, or token ids (CLIP weights: "
+                                          "OpenAI .pt, state-dict .pt, .safetensors or a Hugging Face folder)");
   cmd->add_option("--text", o->texts, "Prompt (repeatable)");
   cmd->add_option("--text-file", o->text_file, "File with one prompt per line (empty lines skipped)")
       ->check(CLI::ExistingFile);
   cmd->add_option("--image", o->images, "Image file(s) (PNG, JPEG, WEBP, BMP, TIFF)")->check(CLI::ExistingFile);
-  cmd->add_option("--vocab", o->vocab,
-                  "bpe_simple_vocab_16e6.txt.gz or HF vocab.json (+merges.txt beside it); default: beside the model, "
-                  "$RDM_CLIP_VOCAB, models/");
   cmd->add_option("--out", o->out, "Write the embeddings as .npy [N, D] (prompts first, then images) instead of JSON");
   cmd->add_flag("--tokens", o->tokens, "Print the token ids of the prompts instead of embeddings (no model needed)");
   cmd->add_flag("--no-truncate", o->no_truncate, "Reject prompts longer than the context instead of truncating them");
-  cmd->add_option("--device", o->device, "cpu, cuda or cuda:N")->capture_default_str();
-  cmd->add_option("--precision", o->precision, "fp32, fp16 (CUDA only) or bf16")
-      ->check(CLI::IsMember({"fp32", "fp16", "bf16"}))
-      ->capture_default_str();
   cmd->add_option("--preprocess", o->preprocess,
                   "Image preprocessing: clip (Pillow-exact resize + center crop) or rdm (RDM embedder: bicubic "
                   "resize to the model resolution without antialias)")
       ->check(CLI::IsMember({"clip", "rdm"}))
       ->capture_default_str();
   cmd->add_option("--batch", o->batch, "Items per forward pass")->capture_default_str();
+  ModelOptions::Use use;
+  use.precision_of = "CLIP (fp16 needs CUDA)";
+  o->model.add_to(cmd, use);
   cmd->callback([o] { run_embed(*o); });
 }
 

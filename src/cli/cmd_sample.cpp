@@ -25,23 +25,19 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 
 namespace {
+// The options: the request they make (bound field by field; knn2img's defaults, 3 images per
+// prompt) and what only the command knows: prompts, database specs, outputs, --from-png.
 struct SampleOpts {
-  std::vector<std::string> prompts;
+  SampleRequest request = [] {
+    SampleRequest r;
+    r.n = 3;
+    r.batch_size = 0;  // 0: all n at once
+    return r;
+  }();
+  std::vector<std::string> prompts;    // each gives request.n images
   std::string prompt_file;
-  std::vector<std::string> databases;
-  int64_t k = 19;
-  std::string sampler = "ddim";
-  std::string spacing = "uniform";
-  int steps = 50;
-  double eta = 0.0;
-  double scale = 5.0;
-  uint64_t seed = 42;
-  int64_t n = 3;
-  int64_t batch_size = 0;
-  int64_t width = 0, height = 0;
+  std::vector<std::string> databases;  // NAME|DIR[:weight]
   std::string image_prompt;
-  bool no_retrieval = false;
-  std::string style;
   std::string out = "outputs/rdm-samples";
   bool grid = false;
   int64_t n_rows = 0;
@@ -78,15 +74,11 @@ void sample_and_write(const SampleOpts& o, const Pipeline& pipeline, const Sampl
     callbacks.stop = interrupt.flag();
     callbacks.on_image = [&](SampledImage& img) {
       fs::path png = next_image_path(out, slug, img.seed, o.overwrite, o.overwrite ? total_images : 0);
-      json rec = img.record;
-      if (o.neighbors_sheet && rec.contains("neighbors") && !rec["neighbors"].empty()) {
-        std::vector<NeighborRecord> nbs;
-        for (const auto& nb : rec["neighbors"])
-          nbs.push_back({nb.value("database", std::string()), nb.value("id", int64_t(-1)), nb.value("score", 0.0f),
-                         nb.value("path", std::string()), nb.value("label", std::string())});
+      ImageRecord rec = img.record;
+      if (o.neighbors_sheet && !rec.neighbors.empty()) {
         fs::path sheet = png.parent_path() / (png.stem().string() + "-neighbors.png");
-        write_neighbor_sheet(sheet, nbs);
-        rec["contact_sheet"] = sheet.filename().string();
+        write_neighbor_sheet(sheet, rec.neighbors);
+        rec.contact_sheet = sheet.filename().string();
       }
       write_image_with_record(png, img.image, rec, !o.no_sidecar, o.overwrite, o.png_timings);
       spdlog::info("wrote {}", png.string());
@@ -94,7 +86,7 @@ void sample_and_write(const SampleOpts& o, const Pipeline& pipeline, const Sampl
                                   {"prompt", req.prompt},
                                   {"seed", img.seed},
                                   {"index", img.index},
-                                  {"neighbors", rec["neighbors"]}});
+                                  {"neighbors", ImageRecord::neighbors_json(rec.neighbors)}});
       if (o.grid) grid_images.push_back(img.image);
       ++total_images;
     };
@@ -158,7 +150,7 @@ std::vector<std::string> collect_prompts(const SampleOpts& o) {
 }
 
 // The record's model and database fingerprints against the files about to be loaded.
-void check_record_files(const json& rec, const PipelinePaths& paths, const SampleRequest& req, bool ignore,
+void check_record_files(const ImageRecord& rec, const PipelinePaths& paths, const SampleRequest& req, bool ignore,
                         const std::string& where) {
   auto mismatch = [&](const std::string& what, const std::string& recorded, const std::string& now) {
     if (recorded == now) return;
@@ -171,20 +163,19 @@ void check_record_files(const json& rec, const PipelinePaths& paths, const Sampl
          "reproduced; pass --ignore-hashes to sample anyway",
          where, what, now, recorded);
   };
-  const std::string model_hash = rec.contains("model") ? rec["model"].value("hash", std::string()) : std::string();
+  const std::string model_hash = rec.model ? rec.model->hash : std::string();
   if (!model_hash.empty())
     mismatch("model '" + paths.model.string() + "'", model_hash, file_fingerprint(paths.model));
-  const json dbs = rec.value("databases", json::array());
-  for (size_t i = 0; i < req.databases.size() && i < dbs.size(); ++i) {
-    const std::string recorded = dbs[i].value("hash", std::string());
+  for (size_t i = 0; i < req.databases.size() && i < rec.databases.size(); ++i) {
+    const std::string& recorded = rec.databases[i].hash;
     if (!recorded.empty())
       mismatch("database '" + req.databases[i].dir.string() + "'", recorded,
                retrieval::Manifest::read(req.databases[i].dir).content_hash);
   }
 }
 
-void check_record_clip(const json& rec, const Pipeline& pipeline, bool ignore, const std::string& where) {
-  const std::string recorded = rec.contains("clip") ? rec["clip"].value("identity", std::string()) : std::string();
+void check_record_clip(const ImageRecord& rec, const Pipeline& pipeline, bool ignore, const std::string& where) {
+  const std::string recorded = rec.clip ? rec.clip->identity : std::string();
   const std::string now = pipeline.describe()["clip"].value("identity", std::string());
   if (recorded.empty() || recorded == now) return;
   if (!ignore)
@@ -194,68 +185,65 @@ void check_record_clip(const json& rec, const Pipeline& pipeline, bool ignore, c
   spdlog::warn("{}: CLIP {} differs from the record ({}); --ignore-hashes: sampling anyway", where, now, recorded);
 }
 
+// --from-png: the request, and where the files were, from the record stored in the PNG.
+ImageRecord read_png_record(const std::string& file, const std::string& where) {
+  auto png = image::read_png(file);
+  auto rec_text = png.find("rdm");
+  if (!rec_text) fail("'{}' has no rdm metadata chunk: it was not made by rdm sample", file);
+  json rec = io::parse_json_bounded(*rec_text, fmt::format("'{}': the rdm metadata chunk", file));
+  if (!rec.is_object()) fail("'{}': the rdm metadata chunk is not a JSON object", file);
+  return ImageRecord::from_json(rec, where);
+}
+
+// The request of the options (everything but the prompt).
+SampleRequest request_of_options(const SampleOpts& o, const CLI::App& cmd) {
+  SampleRequest r = o.request;
+  if (!o.image_prompt.empty()) {
+    if (!fs::is_regular_file(o.image_prompt)) fail("image prompt '{}' does not exist", o.image_prompt);
+    r.image_prompt = fs::path(o.image_prompt);
+  }
+  if (o.request.no_retrieval && o.request.style.empty() && o.databases.empty())
+    fail("--no-retrieval (postfix baseline) needs --style TEXT or a --database whose name is the style");
+  r.databases = resolve_databases(o.databases);
+  // Euler ancestral is ancestral at eta 1 (k-diffusion's default); with eta 0 it is DDIM.
+  if (r.sampler == "euler_a" && cmd.count("--eta") == 0) r.eta = 1.0;
+  r.batch_size = r.batch_size > 0 ? std::min(r.batch_size, r.n) : r.n;
+  return r;
+}
+
 void run_sample(const SampleOpts& o, const CLI::App& cmd) {
   // The request: from a PNG's own metadata, or from the options.
   SampleRequest base;
   ModelOptions mo = o.model;
   std::vector<std::string> prompts;
-  json rec;
+  ImageRecord rec;
   const std::string where = o.from_png.empty() ? "rdm sample" : "--from-png '" + o.from_png + "'";
   if (!o.from_png.empty()) {
     check_from_png_conflicts(cmd);
-    auto png = image::read_png(o.from_png);
-    auto rec_text = png.find("rdm");
-    if (!rec_text) fail("'{}' has no rdm metadata chunk: it was not made by rdm sample", o.from_png);
-    rec = io::parse_json_bounded(*rec_text, fmt::format("'{}': the rdm metadata chunk", o.from_png));
-    if (!rec.is_object()) fail("'{}': the rdm metadata chunk is not a JSON object", o.from_png);
-    base = request_from_record(rec, where);
+    rec = read_png_record(o.from_png, where);
+    base = rec.request(where);
     prompts = {base.prompt};
-    auto recorded = [&](const char* section, const char* key) {
-      const json& sec = section ? rec.value(section, json::object()) : rec;
-      return sec.is_object() && sec.contains(key) && sec[key].is_string() ? sec[key].get<std::string>() : std::string();
-    };
-    if (mo.model.empty()) mo.model = recorded("model", "path");
-    if (mo.config.empty()) mo.config = recorded("model", "config");
-    if (mo.clip.empty()) mo.clip = recorded("clip", "path");
-    if (mo.vocab.empty()) mo.vocab = recorded(nullptr, "vocab");
-    if (cmd.count("--device") == 0 && !recorded(nullptr, "device").empty()) mo.device = recorded(nullptr, "device");
-    if (cmd.count("--precision") == 0 && !recorded(nullptr, "precision").empty())
-      mo.precision = recorded(nullptr, "precision");
-    base.batch_size = 1;
+    if (mo.model.empty() && rec.model) mo.model = rec.model->path;
+    if (mo.config.empty() && rec.model) mo.config = rec.model->config;
+    if (mo.clip.empty() && rec.clip) mo.clip = rec.clip->path;
+    if (mo.vocab.empty()) mo.vocab = rec.vocab;
+    if (cmd.count("--device") == 0 && !rec.device.empty()) mo.device = rec.device;
+    if (cmd.count("--precision") == 0 && !rec.precision.empty()) mo.precision = rec.precision;
   } else {
     prompts = collect_prompts(o);
-    if (!o.image_prompt.empty()) {
-      if (!fs::is_regular_file(o.image_prompt)) fail("image prompt '{}' does not exist", o.image_prompt);
-      base.image_prompt = fs::path(o.image_prompt);
-      prompts.push_back("");
-    }
+    if (!o.image_prompt.empty()) prompts.push_back("");
     if (prompts.empty()) fail("no prompt: give one as an argument, --prompt-file FILE or --image-prompt FILE");
-    if (o.no_retrieval && o.style.empty() && o.databases.empty())
-      fail("--no-retrieval (postfix baseline) needs --style TEXT or a --database whose name is the style");
-    base.databases = resolve_databases(o.databases);
-    base.no_retrieval = o.no_retrieval;
-    base.style = o.style;
-    base.k = o.k;
-    base.sampler = o.sampler;
-    base.spacing = o.spacing;
-    base.steps = o.steps;
-    // Euler ancestral is ancestral at eta 1 (k-diffusion's default); with eta 0 it is DDIM.
-    base.eta = o.sampler == "euler_a" && cmd.count("--eta") == 0 ? 1.0 : o.eta;
-    base.scale = o.scale;
-    base.seed = o.seed;
-    base.n = o.n;
-    base.width = o.width;
-    base.height = o.height;
-    base.batch_size = o.batch_size > 0 ? std::min(o.batch_size, base.n) : base.n;
+    base = request_of_options(o, cmd);
   }
 
   // Every value against the model's config, before any model loads.
+  mo.torch_device();  // --device (or the record's) names a device here
   const PipelinePaths paths = mo.paths();
   const ModelFacts facts = ModelFacts::from_file(paths.config);
   for (const auto& p : prompts) {
     SampleRequest req = base;
     req.prompt = p;
-    check_request(req, facts, where);
+    req.validate(facts, where);
   }
   check_memory(base.width, base.height, 1, facts, mo.device, mo.precision, machine_memory(), where);
   if (!o.from_png.empty()) check_record_files(rec, paths, base, o.ignore_hashes, where);
@@ -277,43 +265,43 @@ void add_sample_command(CLI::App& app) {
                           ->check(CLI::ExistingFile);
   cmd->add_option("-d,--database", o->databases,
                   "Style database NAME|DIR[:weight]; repeat to mix styles (the k neighbours are split by weight)");
-  cmd->add_option("-k,--knn", o->k, "Neighbours in the context (0 to 1000)")
+  cmd->add_option("-k,--knn", o->request.k, "Neighbours in the context (0 to 1000)")
       ->capture_default_str()
       ->check(CLI::Range(int64_t(0), kMaxNeighbors));
-  cmd->add_option("--sampler", o->sampler, "Sampler: ddim (the reference's), plms, dpmpp2m (DPM-Solver++(2M)), unipc (UniPC-2, bh2), euler_a (Euler ancestral; eta defaults to 1)")
+  cmd->add_option("--sampler", o->request.sampler, "Sampler: ddim (the reference's), plms, dpmpp2m (DPM-Solver++(2M)), unipc (UniPC-2, bh2), euler_a (Euler ancestral; eta defaults to 1)")
       ->check(CLI::IsMember(sampler::sampler_names()))
       ->capture_default_str();
-  cmd->add_option("--spacing", o->spacing, "Timestep spacing: uniform (the reference's), trailing, karras")
+  cmd->add_option("--spacing", o->request.spacing, "Timestep spacing: uniform (the reference's), trailing, karras")
       ->check(CLI::IsMember(sampler::spacing_names()))
       ->capture_default_str();
-  cmd->add_option("--steps", o->steps, "Sampling steps (1 to the schedule's timesteps - 1: 999 for the RDM)")
+  cmd->add_option("--steps", o->request.steps, "Sampling steps (1 to the schedule's timesteps - 1: 999 for the RDM)")
       ->check(CLI::Range(1, 1000000))
       ->capture_default_str();
-  cmd->add_option("--eta", o->eta, "DDIM eta in [0, 1] (0 = deterministic; the reference's DDIM is defined there)")
+  cmd->add_option("--eta", o->request.eta, "DDIM eta in [0, 1] (0 = deterministic; the reference's DDIM is defined there)")
       ->check(eta_validator("--eta"))
       ->capture_default_str();
-  cmd->add_option("--scale", o->scale, "Classifier-free guidance scale, finite, |scale| <= 100")
+  cmd->add_option("--scale", o->request.scale, "Classifier-free guidance scale, finite, |scale| <= 100")
       ->check(scale_validator("--scale"))
       ->capture_default_str();
-  cmd->add_option("--seed", o->seed, "Seed (0 to 2^64 - 1); image i of a prompt uses seed + i, which must not pass 2^64 - 1")
+  cmd->add_option("--seed", o->request.seed, "Seed (0 to 2^64 - 1); image i of a prompt uses seed + i, which must not pass 2^64 - 1")
       ->check(seed_validator("--seed"))
       ->capture_default_str();
-  cmd->add_option("-n,--n-samples", o->n, "Images per prompt (1 to 100000)")
+  cmd->add_option("-n,--n-samples", o->request.n, "Images per prompt (1 to 100000)")
       ->check(CLI::Range(int64_t(1), kMaxImages))
       ->capture_default_str();
-  cmd->add_option("--batch-size", o->batch_size, "Images per model batch (0 = all n at once); never changes the images")
+  cmd->add_option("--batch-size", o->request.batch_size, "Images per model batch (0 = all n at once); never changes the images")
       ->check(CLI::Range(int64_t(0), kMaxImages))
       ->capture_default_str();
-  cmd->add_option("-W,--width", o->width, "Width in pixels: 0 = the model's (768), else a multiple of the model's size "
+  cmd->add_option("-W,--width", o->request.width, "Width in pixels: 0 = the model's (768), else a multiple of the model's size "
                                           "multiple (128 for the RDM), at most 16384")
       ->check(CLI::Range(int64_t(0), kMaxImageSide));
-  cmd->add_option("-H,--height", o->height, "Height in pixels (as --width)")->check(CLI::Range(int64_t(0), kMaxImageSide));
+  cmd->add_option("-H,--height", o->request.height, "Height in pixels (as --width)")->check(CLI::Range(int64_t(0), kMaxImageSide));
   auto* image_prompt = cmd->add_option("--image-prompt", o->image_prompt,
                                        "Image whose CLIP embedding is the query and first token (instead of a text "
                                        "prompt; the two cannot be combined)");
   image_prompt->excludes(prompts)->excludes(prompt_file);
-  cmd->add_flag("--no-retrieval", o->no_retrieval, "Postfix baseline: no neighbours, prompt + ' in the style of STYLE'");
-  cmd->add_option("--style", o->style, "Style text for --no-retrieval (default: from the database name)");
+  cmd->add_flag("--no-retrieval", o->request.no_retrieval, "Postfix baseline: no neighbours, prompt + ' in the style of STYLE'");
+  cmd->add_option("--style", o->request.style, "Style text for --no-retrieval (default: from the database name)");
   cmd->add_option("-o,--out", o->out, "Output folder")->capture_default_str();
   cmd->add_flag("--grid", o->grid, "Also write grid-NNNN.png (the reference's layout)");
   cmd->add_option("--n-rows", o->n_rows, "Images per grid row (0 = n-samples)")->check(CLI::NonNegativeNumber);
@@ -332,7 +320,7 @@ void add_sample_command(CLI::App& app) {
   cmd->add_flag("--ignore-hashes", o->ignore_hashes,
                 "With --from-png: sample even if the model, CLIP or database differs from the recorded one")
       ->needs(from_png);
-  o->model.add_to(cmd);
+  o->model.add_to(cmd, ModelOptions::rdm_use());
   cmd->callback([o, cmd] { run_sample(*o, *cmd); });
 }
 

@@ -26,6 +26,7 @@ void add_selftest_command(CLI::App& app) {
   cmd->add_option("--filter", opts->run.filter, "Only cases whose id contains this");
   cmd->add_flag("--allow-skip", opts->allow_skip, "Exit 0 even if cases were skipped (not implemented here)");
   cmd->add_flag("--verbose-cases", opts->run.verbose, "Print every compared output");
+  add_threads_option(cmd);  // the golden cases run on the CPU: no --device
   cmd->callback([opts] {
     const auto s = rdm::selftest::run(opts->golden, opts->run, std::cout);
     if (s.selected == 0) {

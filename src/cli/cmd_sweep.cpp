@@ -31,7 +31,7 @@ struct SweepOpts {
   std::vector<std::string> databases;
   std::vector<uint64_t> seeds;
   std::vector<double> scales;
-  SweepJob defaults;
+  SampleRequest defaults;  // every job's values unless its line or the product gives them
   std::string out = "outputs/rdm-sweep";
   std::string shard = "0/1";
   bool neighbors_sheet = false;
@@ -144,7 +144,7 @@ void add_sweep_command(CLI::App& app) {
   cmd->add_flag("--gallery-only", o->gallery_only, "Only rebuild index.html and contact_sheet.png (after all shards)");
   cmd->add_flag("--list", o->list, "Print this shard's jobs as JSON lines and exit");
   cmd->add_flag("--json", o->json_out, "Print the sweep report as JSON on stdout");
-  o->model.add_to(cmd);
+  o->model.add_to(cmd, ModelOptions::rdm_use());
   cmd->callback([o, cmd] {
     // Euler ancestral is ancestral at eta 1 (k-diffusion's default); JSONL jobs give their own eta.
     if (o->defaults.sampler == "euler_a" && cmd->count("--eta") == 0) o->defaults.eta = 1.0;

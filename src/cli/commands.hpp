@@ -1,5 +1,7 @@
 // One function per subcommand (one file each); main.cpp registers them all.
 #pragma once
+#include <string>
+
 #include <CLI/CLI.hpp>
 
 namespace rdm::cli {
@@ -18,6 +20,9 @@ struct Globals {
   int threads = 0;  // --threads as given; 0 = not given (all available CPUs)
 };
 Globals& globals();
+// --threads, bound to globals().threads: on the main command and in the option group of every
+// subcommand that loads a model (`rdm --threads 4 sample ...` = `rdm sample --threads 4 ...`).
+void add_threads_option(CLI::App* app, const std::string& note = "");
 // CPUs this process may use: the online cores, capped by its affinity mask and cgroup CPU quota.
 int available_cpus();
 // Applies --threads (at::set_num_threads) once options are parsed; more threads than

@@ -52,6 +52,12 @@ int available_cpus() {
   return n;
 }
 
+void add_threads_option(CLI::App* app, const std::string& note) {
+  app->add_option("--threads", globals().threads,
+                  "CPU threads (0 = all available; more than the available CPUs are capped)" + note)
+      ->check(CLI::Range(0, 1 << 20));
+}
+
 void apply_globals() {
   const int cpus = available_cpus();
   int n = globals().threads;
@@ -106,8 +112,7 @@ int main(int argc, char** argv) {
   bool verbose = false, quiet = false;
   app.add_flag("-v,--verbose", verbose, "Debug logging");
   app.add_flag("-q,--quiet", quiet, "Only warnings and errors");
-  app.add_option("--threads", rdm::cli::globals().threads, "CPU threads (0 = all available; more than the available CPUs are capped)")
-      ->check(CLI::Range(0, 1 << 20));
+  rdm::cli::add_threads_option(&app);
   app.parse_complete_callback([&] {
     if (verbose) spdlog::set_level(spdlog::level::debug);
     if (quiet) spdlog::set_level(spdlog::level::warn);

@@ -15,8 +15,8 @@
 #include <thread>
 #include <unordered_map>
 
-#include "rdm/clip/clip_model.hpp"
-#include "rdm/clip/preprocess.hpp"
+#include "rdm/clip/query_encoder.hpp"
+#include "rdm/runtime/device.hpp"
 #include "rdm/runtime/error.hpp"
 #include "rdm/io/atomic_file.hpp"
 #include "rdm/image/image.hpp"
@@ -158,13 +158,6 @@ class DecodePool {
   bool stop_ = false;
 };
 
-torch::Dtype precision_dtype(const std::string& p) {
-  if (p == "fp32" || p == "float32") return torch::kFloat32;
-  if (p == "fp16" || p == "float16") return torch::kFloat16;
-  if (p == "bf16" || p == "bfloat16") return torch::kBFloat16;
-  fail("unknown precision '{}' (fp32, fp16 or bf16)", p);
-}
-
 clip::Preprocess preprocess_variant(const std::string& p) {
   if (p == "clip") return clip::Preprocess::Clip;
   if (p == "rdm") return clip::Preprocess::Rdm;
@@ -196,155 +189,170 @@ void write_report_file(const fs::path& file, const Store& store) {
   io::write_file_atomic(file, text);
 }
 
-}  // namespace
+// The steps of build_database, in order: 1. check the options and open the store; 2. load CLIP
+// and pin the build parameters; 3. scan; 4. hash + dedupe, 5. embed and 6. store each batch;
+// 7. final ids and the report file; 8. the embeddings matrix, index and manifest.
 
-BuildReport build_database(const BuildOptions& opt, const BuildProgressFn& progress) {
-  auto t0 = Clock::now();
+// 1. The options, before anything is touched.
+void check_build_options(const BuildOptions& opt) {
   if (opt.batch <= 0) fail("--batch must be positive, got {}", opt.batch);
   if (opt.shard_count <= 0 || opt.shard_index < 0 || opt.shard_index >= opt.shard_count)
     fail("invalid shard {}/{} (expected I/N with 0 <= I < N)", opt.shard_index, opt.shard_count);
-  const clip::Preprocess variant = preprocess_variant(opt.preprocess);
-  const torch::Dtype dtype = precision_dtype(opt.precision);
-  embeddings_dtype(opt.index.dtype);
-  if (!fs::is_directory(opt.images))
-    fail("image folder '{}' does not exist or is not a folder", opt.images.string());
-  const fs::path root = fs::canonical(opt.images);
-  const fs::path out = opt.out;
+}
 
-  const bool complete = fs::exists(out / kManifestFile);
-  if (complete && !opt.append && !fs::exists(out / kStoreFile))
-    fail("'{}' holds a database without an item store (an import?); choose another --out", out.string());
-  FolderLock lock(out);
-  remove_stale_temporaries(out);
-  Store store = Store::open(out / kStoreFile, true);
-  std::optional<Manifest> old;
-  if (complete) old = Manifest::read(out);
-
-  // 1. Load CLIP and pin the build parameters (a resumed build must use the same ones).
+// 2. CLIP on its device, and the build parameters pinned in the store (a resumed build must use
+//    the same ones).
+clip::QueryEncoder load_encoder(const BuildOptions& opt, const fs::path& root, Store& store) {
   auto tl = Clock::now();
-  clip::ClipModel model = clip::ClipModel::load(opt.clip, torch::Device(opt.device), dtype);
+  clip::QueryEncoder encoder =
+      clip::QueryEncoder::load(opt.clip, {}, parse_device(opt.device), parse_precision(opt.precision));
+  const clip::ClipModel& model = encoder.model();
   const auto& cfg = model.config();
   spdlog::info("CLIP '{}' loaded in {:.2f} s (embed dim {}, resolution {})", model.identity(),
                std::chrono::duration<double>(Clock::now() - tl).count(), cfg.embed_dim,
                cfg.image_resolution);
   validate_index_description(opt.index.description, cfg.embed_dim);
-  {
-    Store::Transaction tx(store);
-    check_meta(store, "clip_identity", model.identity(), out);
-    check_meta(store, "dim", std::to_string(cfg.embed_dim), out);
-    check_meta(store, "preprocess", opt.preprocess, out);
-    check_meta(store, "images", root.string(), out);
-    check_meta(store, "shard", std::to_string(opt.shard_index) + "/" + std::to_string(opt.shard_count), out);
-    tx.commit();
-  }
+  Store::Transaction tx(store);
+  check_meta(store, "clip_identity", model.identity(), opt.out);
+  check_meta(store, "dim", std::to_string(cfg.embed_dim), opt.out);
+  check_meta(store, "preprocess", opt.preprocess, opt.out);
+  check_meta(store, "images", root.string(), opt.out);
+  check_meta(store, "shard", std::to_string(opt.shard_index) + "/" + std::to_string(opt.shard_count), opt.out);
+  tx.commit();
+  return encoder;
+}
 
-  // 2. Scan and find what is left to do.
-  std::vector<ScannedFile> files = scan_images(root, fs::absolute(out), opt.follow_links);
+// 3. This shard's files under the root.
+std::vector<ScannedFile> scan_shard(const BuildOptions& opt, const fs::path& root) {
+  std::vector<ScannedFile> files = scan_images(root, fs::absolute(opt.out), opt.follow_links);
   if (opt.shard_count > 1) {
     std::vector<ScannedFile> mine;
     for (auto& f : files)
       if (shard_of(f.rel, opt.shard_count) == opt.shard_index) mine.push_back(std::move(f));
     files = std::move(mine);
   }
+  return files;
+}
+
+// What is left to do: the files no earlier run recorded, each with its batch window (position
+// in `files` / batch), so that a resumed build encodes exactly the batches an uninterrupted one
+// would (bit-identical embeddings).
+struct Pending {
+  std::vector<const ScannedFile*> files;
+  std::vector<size_t> window_of;
+};
+Pending find_pending(const std::vector<ScannedFile>& files, const Store& store, int64_t batch, BuildReport& rep) {
   const auto recorded = store.recorded_paths();
-  BuildReport rep;
   rep.scanned = static_cast<int64_t>(files.size());
-  std::vector<const ScannedFile*> pending;
-  std::vector<size_t> window_of;  // batch window (position in `files` / batch) of each pending
+  Pending p;
   for (size_t i = 0; i < files.size(); ++i) {
     if (recorded.count(files[i].rel)) {
       ++rep.resumed;
     } else {
-      pending.push_back(&files[i]);
-      window_of.push_back(i / static_cast<size_t>(opt.batch));
+      p.files.push_back(&files[i]);
+      p.window_of.push_back(i / static_cast<size_t>(batch));
     }
   }
-  if (complete && !opt.append && !pending.empty())
-    fail("database '{}' is complete and {} new image(s) were found in '{}'; use --append to add "
-         "them, or choose another --out", out.string(), pending.size(), root.string());
-  spdlog::info("{} files in '{}'{}: {} already recorded, {} to read", files.size(),
-               root.string(),
-               opt.shard_count > 1 ? fmt::format(" (shard {}/{})", opt.shard_index, opt.shard_count) : "",
-               rep.resumed, pending.size());
+  return p;
+}
 
-  // 3. Decode on workers, encode batches on this thread, commit one transaction per batch.
-  //    Batches are fixed windows of the sorted file list, so a resumed build encodes exactly
-  //    the batches an uninterrupted one would (bit-identical embeddings).
+// One batch window after decoding: the images to embed, the files skipped, the duplicates.
+struct Batch {
+  std::vector<Decoded> images;
+  std::vector<std::pair<std::string, std::string>> skipped, dups;
+};
+
+// 4. The next batch window of decoded files, duplicates (same bytes as a stored item or an
+//    earlier file of the window) set aside.
+Batch take_batch(DecodePool& pool, const Pending& pending, size_t& i, const Store& store) {
+  const size_t w = pending.window_of[i];
+  Batch b;
+  std::unordered_map<std::string, std::string> seen;  // hash -> path within this batch
+  for (; i < pending.files.size() && pending.window_of[i] == w; ++i) {
+    Decoded d = pool.take(i);
+    if (!d.error.empty()) {
+      b.skipped.emplace_back(d.rel, d.error);
+      spdlog::debug("skipped '{}': {}", d.rel, d.error);
+      continue;
+    }
+    std::optional<std::string> orig;
+    if (auto s = seen.find(d.hash); s != seen.end()) orig = s->second;
+    else orig = store.path_of_hash(d.hash);
+    if (orig) {
+      b.dups.emplace_back(d.rel, *orig);
+      continue;
+    }
+    seen.emplace(d.hash, d.rel);
+    b.images.push_back(std::move(d));
+  }
+  return b;
+}
+
+// 5. CLIP image features of the batch, float32 on the CPU (normalised later, with the index).
+torch::Tensor embed_batch(const clip::QueryEncoder& encoder, const std::vector<Decoded>& images) {
+  if (images.empty()) return {};
+  std::vector<torch::Tensor> px;
+  for (const auto& d : images) px.push_back(d.pixels);
+  return encoder.image_features(torch::stack(px)).to(torch::kCPU).contiguous();
+}
+
+// 6. The batch in one transaction: items with their embeddings, skipped files, duplicates.
+void store_batch(Store& store, const Batch& b, const torch::Tensor& emb) {
+  Store::Transaction tx(store);
+  for (size_t k = 0; k < b.images.size(); ++k) {
+    StoreItem it;
+    it.path = b.images[k].rel;
+    it.hash = b.images[k].hash;
+    it.width = b.images[k].width;
+    it.height = b.images[k].height;
+    it.label = label_of(b.images[k].rel);
+    const float* row = emb.data_ptr<float>() + k * emb.size(1);
+    it.embedding.assign(row, row + emb.size(1));
+    store.insert_item(it);
+  }
+  for (auto& [p, r] : b.skipped) store.insert_skipped(p, r);
+  for (auto& [p, o] : b.dups) store.insert_duplicate(p, o);
+  tx.commit();
+}
+
+// Steps 4-6 over every pending file: decoding on worker threads, encoding on this one, one
+// transaction per batch. Returns the files handled in this run.
+int64_t embed_pending(const BuildOptions& opt, const clip::QueryEncoder& encoder, const Pending& pending,
+                      Store& store, BuildReport& rep, const BuildProgressFn& progress) {
   const int64_t workers = opt.workers > 0 ? opt.workers
                                           : std::max<int64_t>(1, std::thread::hardware_concurrency());
-  const int64_t res = cfg.image_resolution;
+  const int64_t res = encoder.config().image_resolution;
+  const clip::Preprocess variant = preprocess_variant(opt.preprocess);
   const int64_t max_pixels = opt.max_pixels;
-  int64_t indexed_before = store.item_count(), run_done = 0;
+  int64_t run_done = 0;
   BuildProgress prog;
-  prog.total = static_cast<int64_t>(files.size());
+  prog.total = rep.scanned;
   prog.done = rep.resumed;
-  prog.indexed = indexed_before;
+  prog.indexed = store.item_count();
   prog.skipped = store.skipped_count();
   prog.duplicates = store.duplicate_count();
   auto run_start = Clock::now();
-  {
-    DecodePool pool(pending, workers, 2 * opt.batch + workers,
-                    [&](const ScannedFile& f) { return decode_one(f, res, variant, max_pixels); });
-    size_t i = 0;
-    c10::InferenceMode guard;
-    while (i < pending.size()) {
-      size_t w = window_of[i];
-      std::vector<Decoded> batch;
-      std::vector<std::pair<std::string, std::string>> skipped, dups;
-      std::unordered_map<std::string, std::string> seen;  // hash -> path within this batch
-      for (; i < pending.size() && window_of[i] == w; ++i) {
-        Decoded d = pool.take(i);
-        if (!d.error.empty()) {
-          skipped.emplace_back(d.rel, d.error);
-          spdlog::debug("skipped '{}': {}", d.rel, d.error);
-          continue;
-        }
-        std::optional<std::string> orig;
-        if (auto s = seen.find(d.hash); s != seen.end()) orig = s->second;
-        else orig = store.path_of_hash(d.hash);
-        if (orig) {
-          dups.emplace_back(d.rel, *orig);
-          continue;
-        }
-        seen.emplace(d.hash, d.rel);
-        batch.push_back(std::move(d));
-      }
-      torch::Tensor emb;
-      if (!batch.empty()) {
-        std::vector<torch::Tensor> px;
-        for (auto& d : batch) px.push_back(d.pixels);
-        torch::Tensor x = torch::stack(px).to(model.device(), dtype);
-        emb = model.encode_image(x).to(torch::kCPU, torch::kFloat32).contiguous();
-      }
-      Store::Transaction tx(store);
-      for (size_t b = 0; b < batch.size(); ++b) {
-        StoreItem it;
-        it.path = batch[b].rel;
-        it.hash = batch[b].hash;
-        it.width = batch[b].width;
-        it.height = batch[b].height;
-        it.label = label_of(batch[b].rel);
-        const float* row = emb.data_ptr<float>() + b * emb.size(1);
-        it.embedding.assign(row, row + emb.size(1));
-        store.insert_item(it);
-      }
-      for (auto& [p, r] : skipped) store.insert_skipped(p, r);
-      for (auto& [p, o] : dups) store.insert_duplicate(p, o);
-      tx.commit();
-      rep.new_items += static_cast<int64_t>(batch.size());
-      run_done += static_cast<int64_t>(batch.size() + skipped.size() + dups.size());
-      prog.done = rep.resumed + run_done;
-      prog.indexed += static_cast<int64_t>(batch.size());
-      prog.skipped += static_cast<int64_t>(skipped.size());
-      prog.duplicates += static_cast<int64_t>(dups.size());
-      prog.seconds = std::chrono::duration<double>(Clock::now() - run_start).count();
-      prog.rate = prog.seconds > 0 ? static_cast<double>(run_done) / prog.seconds : 0;
-      if (progress) progress(prog);
-    }
+  DecodePool pool(pending.files, workers, 2 * opt.batch + workers,
+                  [&](const ScannedFile& f) { return decode_one(f, res, variant, max_pixels); });
+  c10::InferenceMode guard;
+  for (size_t i = 0; i < pending.files.size();) {
+    const Batch b = take_batch(pool, pending, i, store);
+    store_batch(store, b, embed_batch(encoder, b.images));
+    rep.new_items += static_cast<int64_t>(b.images.size());
+    run_done += static_cast<int64_t>(b.images.size() + b.skipped.size() + b.dups.size());
+    prog.done = rep.resumed + run_done;
+    prog.indexed += static_cast<int64_t>(b.images.size());
+    prog.skipped += static_cast<int64_t>(b.skipped.size());
+    prog.duplicates += static_cast<int64_t>(b.dups.size());
+    prog.seconds = std::chrono::duration<double>(Clock::now() - run_start).count();
+    prog.rate = prog.seconds > 0 ? static_cast<double>(run_done) / prog.seconds : 0;
+    if (progress) progress(prog);
   }
-  double embed_seconds = std::chrono::duration<double>(Clock::now() - run_start).count();
+  return run_done;
+}
 
-  // 4. Ids, report file, embeddings, index, manifest (last).
+// 7. Final ids (path order), counts, and the report file of skipped and duplicate files.
+void finalize_store(Store& store, const fs::path& out, BuildReport& rep) {
   {
     Store::Transaction tx(store);
     store.assign_final_ids();
@@ -355,22 +363,28 @@ BuildReport build_database(const BuildOptions& opt, const BuildProgressFn& progr
   rep.duplicates = store.duplicate_count();
   rep.report_file = out / kReportFile;
   write_report_file(rep.report_file, store);
+}
 
-  if (complete && pending.empty()) {
-    try {  // nothing new: leave a consistent database alone
-      Manifest m = Manifest::read(out);
-      if (m.count == rep.indexed && fs::exists(out / kIndexFile) && fs::exists(out / kEmbeddingsFile)) {
-        spdlog::info("database '{}' is up to date ({} items)", out.string(), m.count);
-        rep.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-        if (m.report.contains("recall")) rep.recall = m.report["recall"].value("value", -1.0);
-        return rep;
-      }
-    } catch (const Error&) {
+// Nothing new in a finished database: true (and the report completed) when its files are
+// consistent and can be left alone.
+bool up_to_date(const fs::path& out, BuildReport& rep) {
+  try {
+    Manifest m = Manifest::read(out);
+    if (m.count == rep.indexed && fs::exists(out / kIndexFile) && fs::exists(out / kEmbeddingsFile)) {
+      spdlog::info("database '{}' is up to date ({} items)", out.string(), m.count);
+      if (m.report.contains("recall")) rep.recall = m.report["recall"].value("value", -1.0);
+      return true;
     }
+  } catch (const Error&) {
   }
+  return false;
+}
 
+// 8. The embeddings of every item in id order: from the store, or for items stored without an
+//    embedding blob, from the previous embeddings file. `names` gets the items' paths.
+torch::Tensor gather_embeddings(const Store& store, const fs::path& out, int64_t dim, std::vector<std::string>& names) {
   std::vector<StoreItem> items = store.items(true);
-  const int64_t n = static_cast<int64_t>(items.size()), dim = cfg.embed_dim;
+  const int64_t n = static_cast<int64_t>(items.size());
   torch::Tensor all = torch::empty({n, dim}, torch::kFloat32);
   std::optional<torch::Tensor> previous;  // rows of items stored without an embedding blob
   for (int64_t r = 0; r < n; ++r) {
@@ -385,12 +399,65 @@ BuildReport build_database(const BuildOptions& opt, const BuildProgressFn& progr
       all[r].copy_((*previous)[it.final_id]);
     }
   }
-  std::vector<std::string> names;
   for (const auto& it : items) names.push_back(it.path);
-  items.clear();
+  return all;
+}
+
+}  // namespace
+
+BuildReport build_database(const BuildOptions& opt, const BuildProgressFn& progress) {
+  auto t0 = Clock::now();
+  // 1. Options; the store (locked; leftovers of interrupted writes removed).
+  check_build_options(opt);
+  preprocess_variant(opt.preprocess);
+  parse_precision(opt.precision);
+  embeddings_dtype(opt.index.dtype);
+  if (!fs::is_directory(opt.images))
+    fail("image folder '{}' does not exist or is not a folder", opt.images.string());
+  const fs::path root = fs::canonical(opt.images);
+  const fs::path out = opt.out;
+  const bool complete = fs::exists(out / kManifestFile);
+  if (complete && !opt.append && !fs::exists(out / kStoreFile))
+    fail("'{}' holds a database without an item store (an import?); choose another --out", out.string());
+  FolderLock lock(out);
+  remove_stale_temporaries(out);
+  Store store = Store::open(out / kStoreFile, true);
+  std::optional<Manifest> old;
+  if (complete) old = Manifest::read(out);
+
+  // 2. CLIP, build parameters pinned.
+  const clip::QueryEncoder encoder = load_encoder(opt, root, store);
+
+  // 3. Scan and find what is left to do.
+  const std::vector<ScannedFile> files = scan_shard(opt, root);
+  BuildReport rep;
+  const Pending pending = find_pending(files, store, opt.batch, rep);
+  if (complete && !opt.append && !pending.files.empty())
+    fail("database '{}' is complete and {} new image(s) were found in '{}'; use --append to add "
+         "them, or choose another --out", out.string(), pending.files.size(), root.string());
+  spdlog::info("{} files in '{}'{}: {} already recorded, {} to read", files.size(),
+               root.string(),
+               opt.shard_count > 1 ? fmt::format(" (shard {}/{})", opt.shard_index, opt.shard_count) : "",
+               rep.resumed, pending.files.size());
+
+  // 4.-6. Hash, dedupe, embed and store batch by batch.
+  auto run_start = Clock::now();
+  const int64_t run_done = embed_pending(opt, encoder, pending, store, rep, progress);
+  const double embed_seconds = std::chrono::duration<double>(Clock::now() - run_start).count();
+
+  // 7. Ids and the report file.
+  finalize_store(store, out, rep);
+  if (complete && pending.files.empty() && up_to_date(out, rep)) {
+    rep.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    return rep;
+  }
+
+  // 8. Embeddings, index, manifest (last).
+  std::vector<std::string> names;
+  torch::Tensor all = gather_embeddings(store, out, encoder.config().embed_dim, names);
   Manifest m = old ? *old : Manifest{};
   m.name = !opt.name.empty() ? opt.name : (old && !old->name.empty() ? old->name : fs::absolute(out).filename().string());
-  m.clip_identity = model.identity();
+  m.clip_identity = encoder.model().identity();
   m.preprocess = opt.preprocess;
   m.source = {{"kind", "build"}, {"root", root.string()},
               {"clip_model", fs::absolute(opt.clip).string()},

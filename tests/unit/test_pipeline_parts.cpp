@@ -7,6 +7,7 @@
 #include "rdm/clip/tokenizer.hpp"
 #include "rdm/app/demo.hpp"
 #include "rdm/runtime/error.hpp"
+#include "rdm/app/image_record.hpp"
 #include "rdm/app/output.hpp"
 #include "rdm/app/pipeline.hpp"
 #include "rdm/app/sweep.hpp"
@@ -64,7 +65,7 @@ TEST(PipelineParts, RecordRoundTrip) {
                         {"width", 256},       {"height", 128},   {"k", 7},
                         {"databases", {{{"name", "a"}, {"path", "/db/a"}, {"weight", 0.5}, {"k", 7}}}},
                         {"neighbors", nlohmann::json::array()}, {"rdm_version", "0.1.0"}};
-  auto q = request_from_record(rec);
+  auto q = ImageRecord::from_json(rec).request();
   EXPECT_EQ(q.prompt, "a fox");
   EXPECT_EQ(q.seed, 9u);
   EXPECT_EQ(q.n, 1);
@@ -74,20 +75,20 @@ TEST(PipelineParts, RecordRoundTrip) {
   ASSERT_EQ(q.databases.size(), 1u);
   EXPECT_EQ(q.databases[0].dir, "/db/a");
   EXPECT_DOUBLE_EQ(q.databases[0].weight, 0.5);
-  auto text = parameters_text(rec);
+  auto text = ImageRecord::from_json(rec).parameters_text();
   EXPECT_EQ(text.rfind("a fox\nSteps: 20, Sampler: DDIM, CFG scale: 3, Seed: 9, Size: 256x128", 0), 0u) << text;
-  EXPECT_THROW(request_from_record(nlohmann::json::object()), Error);
+  EXPECT_THROW(ImageRecord::from_json(nlohmann::json::object()), Error);
 }
 
 TEST(PipelineParts, SweepJobsShardsAndIds) {
-  SweepJob d;
+  SampleRequest d;
   d.steps = 5;
   auto jobs = cartesian_jobs({"p1", "p2"}, {"a", "b:0.5+c", "none"}, {1, 2}, {3.0}, d);
   ASSERT_EQ(jobs.size(), 12u);
-  EXPECT_EQ(jobs[0].prompt, "p1");
-  EXPECT_EQ(jobs[2].databases, (std::vector<std::string>{"b:0.5", "c"}));
-  EXPECT_TRUE(jobs[4].databases.empty());
-  EXPECT_EQ(jobs[1].seed, 2u);
+  EXPECT_EQ(jobs[0].request.prompt, "p1");
+  EXPECT_EQ(jobs[2].request.database_specs(), (std::vector<std::string>{"b:0.5", "c"}));
+  EXPECT_TRUE(jobs[4].request.databases.empty());
+  EXPECT_EQ(jobs[1].request.seed, 2u);
   std::set<std::string> ids;
   for (const auto& j : jobs) ids.insert(j.id());
   EXPECT_EQ(ids.size(), jobs.size());

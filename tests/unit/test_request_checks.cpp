@@ -143,7 +143,7 @@ TEST(RequestChecks, DatabaseOfAnotherWidthIsRefusedBeforeLoading) {
 fs::path jobs_file(const std::string& name, const std::string& text) { return iotest::write(name, text); }
 
 TEST(RequestChecks, SweepJsonlValuesNameTheLine) {
-  rdm::SweepJob d;
+  rdm::SampleRequest d;
   auto err = [&](const std::string& line2) {
     return error_of([&] { rdm::read_jobs_jsonl(jobs_file("jobs.jsonl", "{\"prompt\": \"ok\"}\n" + line2 + "\n"), d); });
   };
@@ -161,7 +161,7 @@ TEST(RequestChecks, SweepJsonlValuesNameTheLine) {
   // A BOM before the first job is not part of the JSON.
   auto jobs = rdm::read_jobs_jsonl(jobs_file("bom.jsonl", "\xEF\xBB\xBF{\"prompt\": \"a fox\", \"seed\": 3}\n"), d);
   ASSERT_EQ(jobs.size(), 1u);
-  EXPECT_EQ(jobs[0].seed, 3u);
+  EXPECT_EQ(jobs[0].request.seed, 3u);
   EXPECT_NE(jobs[0].source.find("bom.jsonl:1"), std::string::npos) << jobs[0].source;
 }
 

@@ -27,7 +27,8 @@ struct DemoOptions {
   int steps = 50;
   int64_t k = 19;
   int64_t images_per_style = 24;
-  std::string device = "cpu";
+  std::string device = "auto";      // rdm/runtime/device.hpp
+  std::string precision = "fp32";   // UNet and autoencoder
   bool sample = true;  // false: only create the models and databases
 };
 

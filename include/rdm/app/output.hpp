@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "rdm/app/image_record.hpp"
 #include "rdm/image/png.hpp"
 
 namespace rdm {
@@ -37,8 +38,11 @@ std::filesystem::path next_image_path(const std::filesystem::path& dir, const st
 // so that the same command gives byte-identical PNGs; the sidecar has them and the file
 // name. png_timings puts the timings in the PNG too.
 void write_image_with_record(const std::filesystem::path& png, const image::RgbImage& image,
-                             const nlohmann::json& record, bool sidecar, bool overwrite,
-                             bool png_timings = false);
+                             const ImageRecord& record, bool sidecar, bool overwrite, bool png_timings = false);
+
+// A contact sheet of an image's neighbours: their source images (where the database knows
+// them), captioned "#rank score\ndatabase label". Atomic.
+void write_neighbor_sheet(const std::filesystem::path& sheet, const std::vector<NeighborRecord>& neighbors);
 
 // index.html listing entries {file (relative to the html), prompt, text, mode, seed, scale,
 // databases [names], neighbors [{database, id, score, path, label}], contact_sheet (optional)},

@@ -25,6 +25,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "rdm/app/image_record.hpp"
+#include "rdm/app/request.hpp"
 #include "rdm/image/png.hpp"
 
 namespace rdm {
@@ -42,44 +44,11 @@ struct PipelineOptions {
   std::string precision = "fp32";  // fp32 | fp16 | bf16 (UNet and autoencoder; CLIP stays fp32)
 };
 
-// One style database and its share of the k neighbours.
-struct DatabaseChoice {
-  std::filesystem::path dir;
-  double weight = 1.0;
-};
-
-struct SampleRequest {
-  std::string prompt;
-  std::optional<std::filesystem::path> image_prompt;  // query + first token from this image
-  std::vector<DatabaseChoice> databases;              // empty: text only
-  bool no_retrieval = false;  // postfix baseline: text only, prompt + " in the style of " + style
-  std::string style;          // postfix style ("" -> from the first database's name)
-  int64_t k = 19;             // neighbours in total (split across databases by weight)
-  std::string sampler = "ddim";     // ddim | plms | dpmpp2m | unipc | euler_a
-  std::string spacing = "uniform";  // timestep spacing: uniform (the reference's) | trailing | karras
-  int steps = 50;
-  double eta = 0.0;
-  double scale = 5.0;
-  uint64_t seed = 0;
-  int64_t n = 1;             // images
-  int64_t batch_size = 1;    // images per model batch (does not change the images)
-  int64_t first_index = 0;   // index of the first image (image i uses seed + i)
-  int64_t width = 0, height = 0;  // pixels; 0 = the model's native size
-};
-
-struct NeighborRecord {
-  std::string database;  // database name
-  int64_t id = -1;
-  float score = 0;
-  std::string path;  // absolute path of the source image ("" when unknown)
-  std::string label;
-};
-
 struct SampledImage {
   int64_t index = 0;
   uint64_t seed = 0;  // the image's own seed (request seed + index)
   image::RgbImage image;
-  nlohmann::json record;  // everything needed to reproduce it (the PNG's `rdm` chunk)
+  ImageRecord record;  // everything needed to reproduce it (the PNG's `rdm` chunk)
 };
 
 struct SampleProgress {
@@ -124,7 +93,7 @@ class Pipeline {
   int64_t size_multiple() const;
   std::string device() const;     // "cpu", "cuda:0"
   std::string precision() const;  // "fp32", ...
-  nlohmann::json describe() const;  // model, clip, vocab paths, hashes, identities
+  nlohmann::json describe() const;  // model, clip, vocab paths, hashes, identities (ImageRecord::model_json)
 
   struct Impl;
 
@@ -138,18 +107,7 @@ class Pipeline {
 std::vector<int64_t> split_k(int64_t k, const std::vector<double>& weights);
 // "artbench-ukiyo_e" -> "ukiyo e" (the postfix style of a database name).
 std::string style_from_database_name(const std::string& name);
-// "name:0.7" -> {name, 0.7}; "name" -> {name, 1}. A colon followed by a non-number is part of
-// the name. Throws rdm::Error for a weight <= 0.
-std::pair<std::string, double> parse_weighted(const std::string& spec);
-
-// The request a record (an image's `rdm` chunk) was made with, for n = 1 image at its index
-// (used by `rdm sample --from-png`). Values follow the rules of request_checks.hpp (integers
-// must be JSON integers, seeds unsigned 64-bit); `where` names the record in errors.
-SampleRequest request_from_record(const nlohmann::json& record, const std::string& where = "metadata record");
 // The fingerprint recorded as a model's "hash": SHA-256 over the file size and its first and
 // last 4 MiB, 16 hex digits.
 std::string file_fingerprint(const std::filesystem::path& file);
-// The human-readable `parameters` chunk of a record ("prompt\nSteps: 50, Sampler: DDIM, ...").
-std::string parameters_text(const nlohmann::json& record);
-
 }  // namespace rdm

@@ -19,7 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "rdm/ldm/config.hpp"
-#include "rdm/app/pipeline.hpp"
+#include "rdm/app/request.hpp"
 
 namespace rdm {
 

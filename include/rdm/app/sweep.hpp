@@ -20,39 +20,27 @@
 namespace rdm {
 
 struct SweepJob {
-  std::string prompt;
-  std::vector<std::string> databases;  // NAME|DIR[:weight] each; empty: text only
-  uint64_t seed = 42;
-  double scale = 5.0;
-  int64_t k = 19;
-  std::string sampler = "ddim";
-  std::string spacing = "uniform";  // in to_json() (and so in the id) only when not uniform
-  int steps = 50;
-  double eta = 0.0;
-  int64_t width = 0, height = 0;
-  std::string image_prompt;
-  bool no_retrieval = false;
-  std::string style;
-  std::string source;  // where the job came from ("jobs.jsonl:3"), for messages; not part of the id
+  SampleRequest request;  // one image (n = 1); databases as written (names or folders)
+  std::string source;     // where the job came from ("jobs.jsonl:3"), for messages; not part of the id
 
-  nlohmann::json to_json() const;  // canonical (every field)
-  std::string id() const;          // 12 hex digits of SHA-256 of to_json()
-  std::string file_name() const;   // <slug>_<id>.png
+  nlohmann::json to_json() const { return request.to_json(); }  // canonical (request.hpp)
+  std::string id() const;           // 12 hex digits of SHA-256 of to_json().dump()
+  std::string file_name() const;    // <slug>_<id>.png
   std::string style_label() const;  // databases joined with '+', or the mode
   // Fields missing in `j` keep the values of `defaults`; unknown keys -> rdm::Error (`where`).
-  static SweepJob from_json(const nlohmann::json& j, const SweepJob& defaults, const std::string& where);
+  static SweepJob from_json(const nlohmann::json& j, const SampleRequest& defaults, const std::string& where);
 };
 
 // JOBS.jsonl: one JSON object per line ({"prompt": ..., "database": "a:0.7" or [...], "seed": 1,
 // "seeds": [1, 2], "scale": 5, ...}); "seeds"/"scales" lists expand into one job each. Blank
 // lines and lines starting with '#' are skipped.
-std::vector<SweepJob> read_jobs_jsonl(const std::filesystem::path& file, const SweepJob& defaults);
+std::vector<SweepJob> read_jobs_jsonl(const std::filesystem::path& file, const SampleRequest& defaults);
 // prompts x databases x scales x seeds, in that nesting order. A database entry may mix
 // several with '+' ("a:0.7+b:0.3"); "" or "none" means text only.
 std::vector<SweepJob> cartesian_jobs(const std::vector<std::string>& prompts, const std::vector<std::string>& databases,
                                      const std::vector<uint64_t>& seeds, const std::vector<double>& scales,
-                                     const SweepJob& defaults);
-// The request a job makes (database names resolved).
+                                     const SampleRequest& defaults);
+// The request a job makes (database names resolved to folders).
 SampleRequest job_request(const SweepJob& job);
 // Every job against the rules of request_checks.hpp and the model's config, before the model
 // loads; errors name the job's source line. `device` "cpu" (or "auto" without CUDA) also checks

@@ -39,7 +39,7 @@ struct BuildOptions {
   std::filesystem::path clip;        // CLIP weights
   std::filesystem::path out;         // database folder
   std::string preprocess = "clip";   // clip | rdm
-  std::string device = "cpu";
+  std::string device = "auto";       // auto | cpu | cuda | cuda:N (rdm/runtime/device.hpp)
   std::string precision = "fp32";    // fp32 | fp16 | bf16
   int64_t batch = 32;
   int64_t workers = 0;               // decode threads (0: hardware threads)
