@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Architecture checks (CTest: architecture.*), run from the repository root or with it as $1:
 #   layers     no include from a lower layer to a higher one:
-#                cli > app, selftest > ldm, retrieval, clip, sampler > formats, image > io, runtime
+#                cli > app, selftest, train > ldm, retrieval, clip, sampler > formats, image > io, runtime
 #   sizes      no source file over 600 lines (the pickle opcode switch excepted)
 #   functions  no function over 120 lines, the pickle opcode switch (Unpickler::run) excepted
 #              (a definition opens at column 0 and closes with the
@@ -14,7 +14,7 @@ status=0
 rank() {  # layer rank of a path under src/ or include/rdm/
   case "$1" in
     */cli/*) echo 5 ;;
-    */app/*|*/selftest/*) echo 4 ;;
+    */app/*|*/selftest/*|*/train/*) echo 4 ;;
     */ldm/*|*/retrieval/*|*/clip/*|*/sampler/*) echo 3 ;;
     */formats/*|*/image/*) echo 2 ;;
     */io/*|*/runtime/*) echo 1 ;;
@@ -29,7 +29,7 @@ if [[ "$what" == all || "$what" == layers ]]; then
     while IFS= read -r inc; do
       case "$inc" in
         rdm/*) target="include/$inc" ;;
-        cli/*|app/*|selftest/*|ldm/*|retrieval/*|clip/*|sampler/*|formats/*|image/*|io/*|runtime/*) target="src/$inc" ;;
+        cli/*|app/*|selftest/*|train/*|ldm/*|retrieval/*|clip/*|sampler/*|formats/*|image/*|io/*|runtime/*) target="src/$inc" ;;
         *) continue ;;
       esac
       t=$(rank "$target")

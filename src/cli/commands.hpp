@@ -14,6 +14,7 @@ void add_sweep_command(CLI::App& app);
 void add_show_params_command(CLI::App& app);
 void add_demo_command(CLI::App& app);
 void add_world_command(CLI::App& app);
+void add_train_command(CLI::App& app);
 
 // Global options shared by every subcommand.
 struct Globals {

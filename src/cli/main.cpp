@@ -129,6 +129,7 @@ int main(int argc, char** argv) {
   rdm::cli::add_inspect_command(app);
   rdm::cli::add_selftest_command(app);
   rdm::cli::add_world_command(app);
+  rdm::cli::add_train_command(app);
 
   try {
     app.parse(argc, argv);

@@ -430,31 +430,64 @@ ClipModel ClipModel::load(const fs::path& weights0, torch::Device device, torch:
   return from_state_dict(sd, *cfg, device, dtype, weights.string());
 }
 
-torch::Tensor ClipModel::encode_text(const torch::Tensor& tokens0, torch::Tensor* ln_final) const {
-  torch::NoGradGuard ng;
-  const auto& c = impl_->config;
+namespace {
+torch::Tensor text_forward(const ClipModel::Impl& impl, const torch::Tensor& tokens0, torch::Tensor* ln_final) {
+  const auto& c = impl.config;
   if (tokens0.dim() != 2 || tokens0.size(1) != c.context_length)
     fail("CLIP encode_text: tokens must be [N, {}], got [{}]", c.context_length, fmt::join(tokens0.sizes(), ","));
-  auto tokens = tokens0.to(impl_->device, torch::kInt64);
+  auto tokens = tokens0.to(impl.device, torch::kInt64);
   if (tokens.numel() && (tokens.min().item<int64_t>() < 0 || tokens.max().item<int64_t>() >= c.vocab_size))
     fail("CLIP encode_text: token ids must be in [0, {})", c.vocab_size);
-  auto& net = *impl_->net;
-  auto x = net.token_embedding(tokens).to(impl_->dtype) + net.positional_embedding.to(impl_->dtype);
-  x = net.transformer(x, impl_->mask);
-  x = net.ln_final(x).to(impl_->dtype);
+  auto& net = *impl.net;
+  auto x = net.token_embedding(tokens).to(impl.dtype) + net.positional_embedding.to(impl.dtype);
+  x = net.transformer(x, impl.mask);
+  x = net.ln_final(x).to(impl.dtype);
   if (ln_final) *ln_final = x;
   auto idx = tokens.argmax(-1);
   auto pooled = x.index({torch::arange(x.size(0), idx.options()), idx});
   return torch::matmul(pooled, net.text_projection);
 }
 
-torch::Tensor ClipModel::encode_image(const torch::Tensor& pixels, torch::Tensor* ln_post) const {
-  torch::NoGradGuard ng;
-  const auto& c = impl_->config;
+torch::Tensor image_forward(const ClipModel::Impl& impl, const torch::Tensor& pixels, torch::Tensor* ln_post) {
+  const auto& c = impl.config;
   if (pixels.dim() != 4 || pixels.size(1) != 3 || pixels.size(2) != c.image_resolution || pixels.size(3) != c.image_resolution)
     fail("CLIP encode_image: pixels must be [N, 3, {}, {}], got [{}]", c.image_resolution, c.image_resolution,
          fmt::join(pixels.sizes(), ","));
-  return impl_->net->visual->forward(pixels.to(impl_->device, impl_->dtype), ln_post);
+  return impl.net->visual->forward(pixels.to(impl.device, impl.dtype), ln_post);
+}
+}  // namespace
+
+torch::Tensor ClipModel::encode_text(const torch::Tensor& tokens, torch::Tensor* ln_final) const {
+  torch::NoGradGuard ng;
+  return text_forward(*impl_, tokens, ln_final);
+}
+
+torch::Tensor ClipModel::encode_image(const torch::Tensor& pixels, torch::Tensor* ln_post) const {
+  torch::NoGradGuard ng;
+  return image_forward(*impl_, pixels, ln_post);
+}
+
+torch::Tensor ClipModel::encode_text_train(const torch::Tensor& tokens) const {
+  return text_forward(*impl_, tokens, nullptr);
+}
+
+torch::Tensor ClipModel::encode_image_train(const torch::Tensor& pixels) const {
+  return image_forward(*impl_, pixels, nullptr);
+}
+
+ClipModel ClipModel::create(const ClipConfig& config, torch::Device device) {
+  config.validate();
+  auto impl = std::make_shared<Impl>();
+  impl->config = config;
+  impl->device = device;
+  impl->net = std::make_shared<ClipModule>(config);
+  impl->net->to(device);
+  impl->net->train();
+  impl->mask = impl->net->attn_mask.to(device);
+  impl->identity = arch_name(config) + ":untrained";
+  ClipModel m;
+  m.impl_ = std::move(impl);
+  return m;
 }
 
 torch::Tensor ClipModel::logits_per_image(const torch::Tensor& pixels, const torch::Tensor& tokens) const {

@@ -55,6 +55,10 @@ torch::Tensor scaled_attention(const torch::Tensor& q, const torch::Tensor& k, c
                                double scale, int64_t slice_bytes, torch::Tensor* scratch) {
   TORCH_CHECK(q.dim() == 3 && k.dim() == 3 && v.dim() == 3, "scaled_attention: expected 3-d q, k, v");
   const AttentionKernel kind = attention_kernel();
+  // Training (autograd recording): the same operations without the out= kernels and the reused
+  // score buffer, which autograd cannot differentiate.
+  if (torch::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad()))
+    return torch::bmm(torch::softmax(torch::bmm(q, k.transpose(1, 2)) * scale, -1), v);
 #if TORCH_VERSION_MAJOR >= 2
   if (kind != AttentionKernel::Explicit) {
     // The fused kernel's default scale is 1/sqrt(head width), the value CrossAttention uses.

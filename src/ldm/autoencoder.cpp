@@ -34,8 +34,12 @@ torch::nn::Conv2d make_conv(int64_t in, int64_t out, int64_t k, int64_t stride, 
 }
 
 // swish, x * sigmoid(x) as the reference computes it, in place on a temporary (same numbers,
-// one full-resolution activation less at the peak of a 768x768 decode).
-torch::Tensor swish_(torch::Tensor h) { return h.mul_(torch::sigmoid(h)); }
+// one full-resolution activation less at the peak of a 768x768 decode). Out of place when
+// autograd records (training: the product's backward needs h).
+torch::Tensor swish_(torch::Tensor h) {
+  if (h.requires_grad()) return h * torch::sigmoid(h);
+  return h.mul_(torch::sigmoid(h));
+}
 
 }  // namespace
 

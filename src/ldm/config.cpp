@@ -11,6 +11,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "ldm/config_keys.hpp"
+#include "rdm/ldm/config_document.hpp"
 #include "rdm/runtime/error.hpp"
 
 namespace rdm::ldm {
@@ -261,5 +262,7 @@ LdmConfig LdmConfig::from_file(const std::filesystem::path& path) {
 }
 
 int64_t LdmConfig::downsample_factor() const { return first_stage.downsample_factor(); }
+
+json parse_config_document(const std::string& text, const std::string& name) { return parse_document(text, name); }
 
 }  // namespace rdm::ldm

@@ -76,6 +76,13 @@ class ClipModel {
   // CLIP.forward: logits_per_image [N_img, N_text] = exp(logit_scale) * cosine similarities.
   torch::Tensor logits_per_image(const torch::Tensor& pixels, const torch::Tensor& tokens) const;
 
+  // A new model (LibTorch's default initialisation; trainers draw their own) in train mode,
+  // for training from scratch. Identity: the architecture name + ":untrained".
+  static ClipModel create(const ClipConfig& config, torch::Device device = torch::kCPU);
+  // encode_text / encode_image with autograd recording (training); same computations.
+  torch::Tensor encode_text_train(const torch::Tensor& tokens) const;
+  torch::Tensor encode_image_train(const torch::Tensor& pixels) const;
+
   const ClipConfig& config() const;
   // "ViT-L/14" for OpenAI's architecture, else "ViT-<W>x<L>/<P>@<R>-text<W>x<L>-d<D>";
   // followed by ":" and 12 hex digits of an FNV-1a hash of a few weight tensors (as float32),

@@ -1,0 +1,44 @@
+// Small charts drawn into an RgbImage (encode with png.hpp): line plots (training loss curves)
+// and bar charts (evaluation figures). Axes with "nice" tick values, labels in the Hershey
+// glyphs of the contact sheets, one colour per series, a legend. Pure integer/double drawing,
+// no OpenCV: the same bytes in both image I/O builds.
+#pragma once
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "rdm/image/png.hpp"
+
+namespace rdm::image {
+
+struct PlotSeries {
+  std::string label;                // shown in the legend ("" = not listed)
+  std::vector<double> x, y;         // same length; non-finite points are skipped
+  std::array<uint8_t, 3> rgb{0, 0, 0};  // {0,0,0}: the next colour of the default palette
+};
+
+struct PlotOptions {
+  int width = 640, height = 400;
+  std::string title, x_label, y_label;
+  bool log_y = false;  // logarithmic y axis (non-positive values skipped)
+};
+
+// Line plot of each series over a shared x/y range. Throws rdm::Error for sizes below 160x120
+// or above 4096x4096, or series whose x and y lengths differ.
+RgbImage line_plot(const std::vector<PlotSeries>& series, const PlotOptions& options);
+
+struct Bar {
+  std::string label;  // drawn under the bar (clipped to the bar's slot)
+  double value = 0;
+  std::array<uint8_t, 3> rgb{0, 0, 0};  // {0,0,0}: the default palette
+};
+
+// Vertical bar chart from 0 (or the smallest negative value) to the largest value; the value is
+// written above each bar. Same size limits as line_plot.
+RgbImage bar_chart(const std::vector<Bar>& bars, const PlotOptions& options);
+
+// Tick values for [lo, hi]: about `target` round numbers (1, 2, 5 x 10^k) inside the range.
+std::vector<double> nice_ticks(double lo, double hi, int target = 5);
+
+}  // namespace rdm::image
