@@ -9,6 +9,7 @@
 
 #include <torch/types.h>
 
+#include "unit/temp_data.hpp"
 #include "rdm/runtime/error.hpp"
 #include "rdm/formats/npy.hpp"
 #include "rdm/retrieval/build.hpp"
@@ -19,17 +20,9 @@ namespace fs = std::filesystem;
 using namespace rdm::retrieval;
 
 namespace {
-fs::path temp_dir(const std::string& name) {
-  fs::path p = fs::temp_directory_path() / ("rdm_db_unit_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p;
-}
+fs::path temp_dir(const std::string& name) { return rdm_test::fresh_temp_dir("rdm_db_unit", name); }
 
-torch::Tensor random_rows(int64_t n, int64_t d, uint64_t seed) {
-  auto gen = at::detail::createCPUGenerator(seed);
-  return at::randn({n, d}, gen, torch::kFloat32);
-}
+using rdm_test::random_rows;
 
 torch::Tensor normalized(const torch::Tensor& x) { return x / x.norm(2, -1, true); }
 

@@ -9,6 +9,8 @@
 
 #include <torch/types.h>
 
+#include "unit/error_of.hpp"
+#include "unit/temp_data.hpp"
 #include "rdm/formats/npy.hpp"
 #include "rdm/retrieval/build.hpp"
 #include "rdm/retrieval/database.hpp"
@@ -22,27 +24,11 @@ namespace fs = std::filesystem;
 using namespace rdm::retrieval;
 
 namespace {
-fs::path temp_dir(const std::string& name) {
-  fs::path p = fs::temp_directory_path() / ("rdm_steps_unit_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p;
-}
+fs::path temp_dir(const std::string& name) { return rdm_test::fresh_temp_dir("rdm_steps_unit", name); }
 
-torch::Tensor random_rows(int64_t n, int64_t d, uint64_t seed) {
-  auto gen = at::detail::createCPUGenerator(seed);
-  return at::randn({n, d}, gen, torch::kFloat32);
-}
+using rdm_test::random_rows;
 
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const rdm::Error& e) {
-    return e.what();
-  }
-  return "<no error>";
-}
+using rdm_test::error_of;
 
 StoreItem item(const std::string& path, const std::string& hash, int64_t final_id) {
   StoreItem it;

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "unit/temp_data.hpp"
 #include "rdm/clip/clip_model.hpp"
 #include "rdm/clip/tokenizer.hpp"
 #include "rdm/formats/inspect.hpp"
@@ -29,12 +30,7 @@ using namespace rdm;
 
 namespace {
 
-fs::path fresh_dir(const std::string& name) {
-  fs::path d = fs::temp_directory_path() / ("rdm_test_train_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
+fs::path fresh_dir(const std::string& name) { return rdm_test::fresh_temp_dir("rdm_test_train", name); }
 
 std::vector<double> logged_losses(const fs::path& out) {
   std::vector<double> v;
