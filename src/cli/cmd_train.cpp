@@ -10,6 +10,7 @@
 
 #include "cli/commands.hpp"
 #include "cli/interrupt.hpp"
+#include "rdm/runtime/device.hpp"
 #include "rdm/train/autoencoder.hpp"
 #include "rdm/train/clip.hpp"
 #include "rdm/train/rdm.hpp"
@@ -25,7 +26,7 @@ struct CommonOpts {
   double lr = 1e-3, weight_decay = 0.0, grad_clip = 1.0;
   uint64_t seed = 0, world_seed = 0;
   bool restart = false;
-  std::string device = "cpu";
+  std::string device = "auto";
   int threads = 0;
   std::vector<std::string> held_out = train::default_held_out_styles();
   int64_t items = 100000, batch = 16;
@@ -51,7 +52,7 @@ void add_common(CLI::App* c, CommonOpts& o) {
   c->add_option("--world-seed", o.world_seed, "Seed of the procedural world (the same for every stage)")
       ->capture_default_str();
   c->add_flag("--restart", o.restart, "Start at step 0 even when OUT holds a checkpoint (default: resume)");
-  c->add_option("--device", o.device, "cpu | cuda | cuda:N | auto")->capture_default_str();
+  c->add_option("--device", o.device, kDeviceChoices)->capture_default_str();
   c->add_option("--threads", o.threads, "CPU threads (0 = the global --threads / all available)")
       ->check(CLI::Range(0, 1 << 20));
   c->add_option("--hold-out", o.held_out, "Styles never shown in training (comma-separated)")
@@ -65,7 +66,7 @@ train::TrainOptions to_options(const CommonOpts& o, const InterruptGuard& guard)
   train::TrainOptions t;
   t.out = o.out, t.steps = o.steps, t.lr = o.lr, t.warmup = o.warmup, t.weight_decay = o.weight_decay;
   t.grad_clip = o.grad_clip, t.checkpoint_every = o.checkpoint_every, t.log_every = o.log_every;
-  t.seed = o.seed, t.restart = o.restart, t.device = train::parse_device(o.device);
+  t.seed = o.seed, t.restart = o.restart, t.device = parse_device(o.device);
   t.should_stop = [&guard] { return guard.interrupted(); };
   return t;
 }

@@ -183,19 +183,6 @@ fs::path checkpoint_path(const fs::path& out) { return out / "checkpoint.safeten
 fs::path loss_log_path(const fs::path& out) { return out / "loss.jsonl"; }
 fs::path loss_plot_path(const fs::path& out) { return out / "loss.png"; }
 
-torch::Device parse_device(const std::string& name) {
-  if (name == "auto") return torch::cuda::is_available() ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
-  torch::Device d(torch::kCPU);
-  try {
-    d = torch::Device(name);
-  } catch (const std::exception&) {
-    fail("--device '{}': expected auto, cpu, cuda or cuda:N", name);
-  }
-  if (!d.is_cpu() && !d.is_cuda()) fail("--device '{}': expected auto, cpu, cuda or cuda:N", name);
-  if (d.is_cuda() && !torch::cuda::is_available()) fail("--device {}: CUDA is not available here", name);
-  return d;
-}
-
 TrainReport run(Task& task, const TrainOptions& o, const TrainProgressFn& progress) {
   using Clock = std::chrono::steady_clock;
   check_options(o);

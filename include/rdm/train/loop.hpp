@@ -120,8 +120,4 @@ std::filesystem::path checkpoint_path(const std::filesystem::path& out);
 std::filesystem::path loss_log_path(const std::filesystem::path& out);
 std::filesystem::path loss_plot_path(const std::filesystem::path& out);
 
-// "cpu", "cuda", "cuda:1", "auto" (CUDA when available, else the CPU). rdm::Error otherwise or
-// when CUDA is asked for and not available.
-torch::Device parse_device(const std::string& name);
-
 }  // namespace rdm::train
