@@ -10,6 +10,7 @@
 #include "rdm/runtime/error.hpp"
 #include "rdm/io/atomic_file.hpp"
 #include "rdm/image/contact_sheet.hpp"
+#include "image/contact_sheet_lite.hpp"
 
 namespace rdm::image {
 namespace fs = std::filesystem;
@@ -17,17 +18,11 @@ namespace fs = std::filesystem;
 void write_contact_sheet(const fs::path& out, const std::vector<std::string>& images,
                          const std::vector<std::string>& captions, int64_t tile,
                          int64_t columns) {
-  const int n = static_cast<int>(images.size());
-  if (n == 0) fail("contact sheet '{}': no images", out.string());
-  if (tile < 16 || tile > 4096) fail("contact sheet tile size {} out of range [16, 4096]", tile);
-  const int cols = columns > 0 ? static_cast<int>(std::min<int64_t>(columns, n))
-                               : static_cast<int>(std::ceil(std::sqrt(static_cast<double>(n))));
-  const int rows = (n + cols - 1) / cols;
-  const int t = static_cast<int>(tile), pad = 4, caption_h = 36;
-  const int cell_w = t + 2 * pad, cell_h = t + caption_h + 2 * pad;
-  cv::Mat sheet(rows * cell_h, cols * cell_w, CV_8UC3, cv::Scalar(255, 255, 255));
+  const detail::SheetLayout L = detail::sheet_layout(out, images.size(), tile, columns);
+  const int n = L.n, t = L.t;
+  cv::Mat sheet(L.height(), L.width(), CV_8UC3, cv::Scalar(255, 255, 255));
   for (int i = 0; i < n; ++i) {
-    const int x0 = (i % cols) * cell_w + pad, y0 = (i / cols) * cell_h + pad;
+    const int x0 = L.x0(i), y0 = L.y0(i);
     cv::Mat img;
     if (!images[i].empty()) img = cv::imread(images[i], cv::IMREAD_COLOR);
     cv::Mat cell(t, t, CV_8UC3, cv::Scalar(200, 200, 200));

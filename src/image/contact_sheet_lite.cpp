@@ -66,19 +66,25 @@ std::string ascii_only(std::string s) {
 
 namespace detail {
 
+SheetLayout sheet_layout(const fs::path& out, size_t n_images, int64_t tile, int64_t columns) {
+  SheetLayout L;
+  L.n = static_cast<int>(n_images);
+  if (L.n == 0) fail("contact sheet '{}': no images", out.string());
+  if (tile < 16 || tile > 4096) fail("contact sheet tile size {} out of range [16, 4096]", tile);
+  L.cols = columns > 0 ? static_cast<int>(std::min<int64_t>(columns, L.n))
+                       : static_cast<int>(std::ceil(std::sqrt(static_cast<double>(L.n))));
+  L.rows = (L.n + L.cols - 1) / L.cols;
+  L.t = static_cast<int>(tile);
+  return L;
+}
+
 void write_contact_sheet_lite(const fs::path& out, const std::vector<std::string>& images,
                               const std::vector<std::string>& captions, int64_t tile, int64_t columns) {
-  const int n = static_cast<int>(images.size());
-  if (n == 0) fail("contact sheet '{}': no images", out.string());
-  if (tile < 16 || tile > 4096) fail("contact sheet tile size {} out of range [16, 4096]", tile);
-  const int cols = columns > 0 ? static_cast<int>(std::min<int64_t>(columns, n))
-                               : static_cast<int>(std::ceil(std::sqrt(static_cast<double>(n))));
-  const int rows = (n + cols - 1) / cols;
-  const int t = static_cast<int>(tile), pad = 4, caption_h = 36;
-  const int cell_w = t + 2 * pad, cell_h = t + caption_h + 2 * pad;
-  RgbImage sheet(rows * cell_h, cols * cell_w, 255);
+  const SheetLayout L = sheet_layout(out, images.size(), tile, columns);
+  const int n = L.n, t = L.t;
+  RgbImage sheet(L.height(), L.width(), 255);
   for (int i = 0; i < n; ++i) {
-    const int x0 = (i % cols) * cell_w + pad, y0 = (i / cols) * cell_h + pad;
+    const int x0 = L.x0(i), y0 = L.y0(i);
     fill(sheet, x0, y0, t, t, 200);
     image::Image img;
     if (!images[i].empty()) {
