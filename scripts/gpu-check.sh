@@ -123,12 +123,16 @@ python3 - "$RESULTS" "$OUT/bench.json" "$OUT/gpu-check.json" "$MODE" "$(( $(date
 import json, sys
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 steps = {n: {"exit": int(rc), "seconds": int(s)} for n, rc, s in rows}
+def load_json(path):  # the JSON object on stdout; log lines before it (spdlog warnings) are skipped
+    text = open(path).read()
+    start = text.find("\n{") + 1 if not text.startswith("{") else 0
+    return json.loads(text[start:])
 try:
-    bench = json.load(open(sys.argv[2]))
+    bench = load_json(sys.argv[2])
 except Exception as e:
     bench = {"error": f"no bench result ({e})"}
 try:
-    bench_cl = json.load(open(sys.argv[2].replace("bench.json", "bench_cl.json")))
+    bench_cl = load_json(sys.argv[2].replace("bench.json", "bench_cl.json"))
 except Exception:
     bench_cl = None
 out = {"mode": sys.argv[4], "total_seconds": int(sys.argv[5]), "ok": all(v["exit"] == 0 for v in steps.values()),
