@@ -18,7 +18,9 @@
 #include "rdm/io/atomic_file.hpp"
 #include "rdm/formats/safetensors.hpp"
 #include "rdm/formats/state_dict.hpp"
+#include "rdm/app/model_paths.hpp"
 #include "rdm/app/output.hpp"
+#include "rdm/app/world.hpp"
 #include "rdm/retrieval/build.hpp"
 #include "rdm/sampler/schedule.hpp"
 #include "rdm/app/sweep.hpp"
@@ -202,6 +204,9 @@ json DemoReport::to_json() const {
   for (const auto& p : neighbor_sheets) sheets.push_back(p.string());
   for (const auto& p : paths.style_databases) dbs.push_back(p.string());
   return {{"root", paths.root.string()},
+          {"random_model", random_model},
+          {"prompts", prompts},
+          {"styles", paths.styles},
           {"model", paths.model_dir.string()},
           {"clip", paths.clip.string()},
           {"vocab", paths.vocab.string()},
@@ -213,10 +218,70 @@ json DemoReport::to_json() const {
           {"seconds", seconds}};
 }
 
-DemoReport run_demo(const DemoOptions& o, const SampleProgressFn& progress) {
+namespace {
+
+// The random fixture's pattern pictures, one database each.
+void make_pattern_databases(const DemoPaths& P, const DemoOptions& o) {
+  for (size_t s = 0; s < P.styles.size(); ++s) {
+    const auto& style = P.styles[s];
+    fs::path dir = P.images / style;
+    fs::create_directories(dir);
+    for (int64_t i = 0; i < o.images_per_style; ++i) {
+      fs::path png = dir / fmt::format("{}-{:03d}.png", style, i);
+      if (!fs::exists(png)) image::write_png(png, style_image(style, i));
+    }
+  }
+}
+
+// World pictures (kDemoWorldSeed, the same content in every style), one folder per style.
+void make_world_pictures(const DemoPaths& P, const DemoOptions& o) {
+  world::WriteOptions w;
+  w.spec.seed = kDemoWorldSeed;
+  w.spec.styles = P.styles;
+  w.out = P.images;
+  w.count = o.images_per_style;
+  w.threads = 1;
+  world::write_world(w);
+}
+
+void build_style_databases(const DemoPaths& P, const DemoOptions& o) {
+  for (size_t s = 0; s < P.styles.size(); ++s) {
+    fs::remove_all(P.style_databases[s]);  // ours (under the demo marker): rebuild from scratch
+    retrieval::BuildOptions bo;
+    bo.images = P.images / P.styles[s];
+    bo.clip = P.clip;
+    bo.out = P.style_databases[s];
+    bo.name = P.styles[s];
+    bo.device = o.device;
+    bo.workers = 1;
+    retrieval::build_database(bo);
+  }
+}
+
+// Defaults that depend on the kind of model.
+DemoOptions resolved(DemoOptions o) {
+  if (o.prompts.empty()) o.prompts = default_prompts(o.random_model);
+  if (o.k <= 0) o.k = o.random_model ? 19 : 4;
+  if (o.images_per_style <= 0) o.images_per_style = o.random_model ? 24 : 48;
+  if (o.random_model) {
+    if (!o.styles.empty()) fail("demo: --styles are world styles, for the trained model (not with --random-model)");
+    if (!o.model.empty()) fail("demo: --model and --random-model exclude each other");
+  } else {
+    if (o.styles.empty()) o.styles = default_styles();
+    if (o.model.empty()) o.model = tiny_model_dir();
+  }
+  return o;
+}
+
+}  // namespace
+
+DemoReport run_demo(const DemoOptions& options, const SampleProgressFn& progress) {
   auto t_all = Clock::now();
+  const DemoOptions o = resolved(options);
   DemoReport rep;
-  rep.paths = DemoPaths::under(o.out);
+  rep.prompts = o.prompts;
+  rep.random_model = o.random_model;
+  rep.paths = o.random_model ? DemoPaths::under(o.out) : DemoPaths::trained(o.out, o.model, o.styles);
   const DemoPaths& P = rep.paths;
   // The demo folder is ours to rewrite; refuse a non-empty folder made by something else.
   const fs::path marker = o.out / ".rdm-demo";
@@ -225,48 +290,44 @@ DemoReport run_demo(const DemoOptions& o, const SampleProgressFn& progress) {
   ensure_writable_dir(o.out);
   io::write_file_atomic(marker, "made by rdm demo; safe to delete\n");
 
-  // 1. Models.
+  // 1. Models: the random fixture is written, the trained model is read where it is.
   auto t0 = Clock::now();
-  write_demo_models(P, o.seed);
-  rep.seconds["models"] = since(t0);
-  spdlog::info("demo: tiny RDM, CLIP and vocabulary written to '{}' ({:.2f} s)", P.models.string(), rep.seconds["models"]);
-
-  // 2. Style images and one database per style.
-  t0 = Clock::now();
-  for (size_t s = 0; s < style_names().size(); ++s) {
-    const auto& style = style_names()[s];
-    fs::path dir = P.images / style;
-    fs::create_directories(dir);
-    for (int64_t i = 0; i < o.images_per_style; ++i) {
-      fs::path png = dir / fmt::format("{}-{:03d}.png", style, i);
-      if (!fs::exists(png)) image::write_png(png, style_image(style, i));
-    }
-    fs::remove_all(P.style_databases[s]);  // ours (under the demo marker): rebuild from scratch
-    retrieval::BuildOptions bo;
-    bo.images = dir;
-    bo.clip = P.clip;
-    bo.out = P.style_databases[s];
-    bo.name = style;
-    bo.device = o.device;
-    bo.workers = 1;
-    retrieval::build_database(bo);
+  if (o.random_model) {
+    write_demo_models(P, o.seed);
+    rep.seconds["models"] = since(t0);
+    spdlog::info("demo: random-weight RDM, CLIP and vocabulary written to '{}' ({:.2f} s)", P.models.string(),
+                 rep.seconds["models"]);
+  } else {
+    for (const auto& f : {P.model_dir / "model.safetensors", P.model_dir / "config.yaml", P.clip, P.vocab})
+      if (!fs::is_regular_file(f))
+        fail("demo: the tiny model '{}' lacks '{}' (scripts/train_tiny.sh makes it)", P.model_dir.string(),
+             f.filename().string());
+    spdlog::info("demo: tiny trained model '{}'", P.model_dir.string());
   }
+
+  // 2. Pictures and one database per style.
+  t0 = Clock::now();
+  if (o.random_model) make_pattern_databases(P, o);
+  else make_world_pictures(P, o);
+  build_style_databases(P, o);
   rep.seconds["databases"] = since(t0);
-  spdlog::info("demo: {} style databases of {} images in '{}' ({:.2f} s)", style_names().size(), o.images_per_style,
+  spdlog::info("demo: {} style databases of {} pictures in '{}' ({:.2f} s)", P.styles.size(), o.images_per_style,
                P.databases.string(), rep.seconds["databases"]);
   if (!o.sample) return rep;
 
-  // 3. Sample the prompt once per style, through the sweep (gallery + contact sheets).
+  // 3. Every prompt x style through the sweep (gallery + contact sheets).
   t0 = Clock::now();
-  PipelinePaths pp{P.model_dir / "model.safetensors", P.model_dir / "config.json", P.clip, P.vocab};
+  const fs::path config = o.random_model ? P.model_dir / "config.json" : P.model_dir / "config.yaml";
+  PipelinePaths pp{P.model_dir / "model.safetensors", config, P.clip, P.vocab};
   auto pipeline = Pipeline::load(pp, {o.device, o.precision});
   SampleRequest defaults;
   defaults.steps = o.steps;
   defaults.k = std::min<int64_t>(o.k, o.images_per_style);
   defaults.seed = o.seed;
+  defaults.scale = o.scale;
   std::vector<std::string> dbs;
   for (const auto& d : P.style_databases) dbs.push_back(fs::absolute(d).string());
-  auto jobs = cartesian_jobs({o.prompt}, dbs, {o.seed}, {defaults.scale}, defaults);
+  auto jobs = cartesian_jobs(o.prompts, dbs, {o.seed}, {o.scale}, defaults);
   for (const auto& j : jobs) fs::remove(P.outputs / j.file_name());  // always sample afresh
   SweepOptions so;
   so.out = P.outputs;

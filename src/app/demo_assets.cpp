@@ -24,8 +24,35 @@ DemoPaths DemoPaths::under(const fs::path& root) {
   p.images = root / "images";
   p.databases = root / "databases";
   p.outputs = root / "outputs";
-  for (const auto& s : style_names()) p.style_databases.push_back(p.databases / s);
+  p.styles = style_names();
+  for (const auto& s : p.styles) p.style_databases.push_back(p.databases / s);
   return p;
+}
+
+DemoPaths DemoPaths::trained(const fs::path& root, const fs::path& model, const std::vector<std::string>& styles) {
+  DemoPaths p;
+  p.root = root;
+  p.models = model;
+  p.model_dir = model;
+  p.clip = model / "clip.safetensors";
+  p.vocab = model / "clip.vocab.txt.gz";
+  p.images = root / "images";
+  p.databases = root / "databases";
+  p.outputs = root / "outputs";
+  p.styles = styles;
+  for (const auto& s : styles) p.style_databases.push_back(p.databases / s);
+  return p;
+}
+
+const std::vector<std::string>& default_prompts(bool random_model) {
+  static const std::vector<std::string> trained = {"a red boat", "a yellow star", "a green tree"};
+  static const std::vector<std::string> random = {"a lighthouse in a storm"};
+  return random_model ? random : trained;
+}
+
+const std::vector<std::string>& default_styles() {
+  static const std::vector<std::string> v = {"stripes", "dots", "checks", "gradient", "mosaic", "hatching"};
+  return v;
 }
 
 const std::vector<std::string>& style_names() {

@@ -84,6 +84,17 @@ fs::path resolve_vocab(const std::string& vocab, const fs::path& clip) {
 }
 
 fs::path models_root() { return env_or("RDM_MODELS", "models"); }
+
+fs::path tiny_model_dir() {
+  std::vector<fs::path> cands = {models_root() / "tiny"};
+#ifdef RDM_SOURCE_MODELS
+  cands.push_back(fs::path(RDM_SOURCE_MODELS) / "tiny");
+#endif
+  for (const auto& c : cands)
+    if (fs::is_regular_file(c / "model.safetensors")) return c;
+  fail("the tiny model is not in '{}'{} (it ships in the repository's models/tiny; set RDM_MODELS or pass --model)",
+       cands[0].string(), cands.size() > 1 ? " nor '" + cands[1].string() + "'" : std::string());
+}
 fs::path databases_root() { return env_or("RDM_DATABASES", "databases"); }
 
 PipelinePaths resolve_model_paths(const std::string& model, const std::string& config, const std::string& clip,
@@ -97,6 +108,7 @@ PipelinePaths resolve_model_paths(const std::string& model, const std::string& c
     dir = p.parent_path();
   } else {
     dir = fs::is_directory(p) ? p : models_root() / "rdm" / name;
+    if (!fs::is_directory(dir) && name == "tiny") dir = tiny_model_dir();
     if (!fs::is_directory(dir))
       fail("RDM model '{}' not found (no folder '{}'; set RDM_MODELS or pass --model DIR|FILE); {}", name,
            dir.string(), kFetchHint);

@@ -13,6 +13,7 @@
 #include "rdm/runtime/device.hpp"
 #include "rdm/train/autoencoder.hpp"
 #include "rdm/train/clip.hpp"
+#include "rdm/train/export.hpp"
 #include "rdm/train/rdm.hpp"
 #include "rdm/train/world_data.hpp"
 
@@ -223,6 +224,22 @@ void add_rdm(CLI::App* train) {
   });
 }
 
+void add_export(CLI::App* train) {
+  auto o = std::make_shared<train::ExportOptions>();
+  auto* c = train->add_subcommand(
+      "export", "Pack the three trained stages into one model folder (EMA weights; loads with --model OUT)");
+  c->add_option("--autoencoder", o->autoencoder, "Folder of `rdm train autoencoder`")->required()
+      ->check(CLI::ExistingDirectory);
+  c->add_option("--clip", o->clip, "Folder of `rdm train clip`")->required()->check(CLI::ExistingDirectory);
+  c->add_option("--rdm", o->rdm, "Folder of `rdm train rdm`")->required()->check(CLI::ExistingDirectory);
+  c->add_option("--out", o->out, "The model folder (replaced as a whole)")->required();
+  c->callback([o] {
+    const auto rep = train::export_model(*o);
+    spdlog::info("train export: {} files, {:.1f} MB in '{}'", rep.files.size(), rep.bytes / 1e6, o->out.string());
+    for (const auto& f : rep.files) std::printf("%s\n", f.string().c_str());
+  });
+}
+
 }  // namespace
 
 void add_train_command(CLI::App& app) {
@@ -231,6 +248,7 @@ void add_train_command(CLI::App& app) {
   add_autoencoder(c);
   add_clip(c);
   add_rdm(c);
+  add_export(c);
 }
 
 }  // namespace rdm::cli

@@ -45,7 +45,7 @@ inline fs::path demo_dir(uint64_t seed = 42) {
   ::flock(fd, LOCK_EX);
   if (!fs::exists(dir / "ready")) {
     fs::remove_all(dir);
-    auto r = run_rdm("demo --no-sample --seed " + std::to_string(seed) + " --out " + quote(dir.string()));
+    auto r = run_rdm("demo --random-model --no-sample --seed " + std::to_string(seed) + " --out " + quote(dir.string()));
     if (r.code != 0) {
       ::close(fd);
       ADD_FAILURE() << "rdm demo failed: " << r.err;

@@ -109,7 +109,7 @@ TEST(CliExitCodes, UserErrorsExitOneWithOneLine) {
   expect_one_line("sample x --model " + quote(d + "/no_model"), 1, "no_model");           // missing model
   expect_one_line("sweep " + quote(d + "/bad.jsonl") + " --model x", 1, "sed");            // bad job
   expect_one_line("embed --clip " + quote(d + "/garbage.ckpt") + " --text x --vocab " + vocab(), 1, "garbage.ckpt");
-  expect_one_line("demo --no-sample --out " + quote(d + "/other"), 1, "other");             // not a demo folder
+  expect_one_line("demo --random-model --no-sample --out " + quote(d + "/other"), 1, "other");             // not a demo folder
   expect_one_line("db import " + quote(d + "/text.png") + " --out " + quote(d + "/imp"), 1, "text.png");
 }
 

@@ -19,6 +19,7 @@
 #include "rdm/train/autoencoder.hpp"
 #include "rdm/train/bpe.hpp"
 #include "rdm/train/clip.hpp"
+#include "rdm/train/export.hpp"
 #include "rdm/train/rdm.hpp"
 #include "rdm/ldm/latent_diffusion.hpp"
 #include "rdm/app/model_paths.hpp"
@@ -354,4 +355,53 @@ TEST(TrainRdm, ResumeEqualsUninterruptedAndFilesLoadAsACompVisCheckpoint) {
   EXPECT_GT(ins.ema_tensors, 0);
   fs::remove_all(a);
   fs::remove_all(b);
+}
+
+TEST(TrainExport, EmaWeightsBecomeTheModelAndTheFolderLoadsByItself) {
+  const fs::path a = fresh_dir("export_rdm"), out = fresh_dir("export_out") / "tiny";
+  train::train_rdm(tiny_rdm(6), options(a, 3, 1e-3));
+  fs::create_directories(out);
+  std::ofstream(out / "stale.txt") << "from an older export\n";
+  train::ExportOptions eo{tiny_inputs().ae, tiny_inputs().clip, a, out};
+  const auto rep = train::export_model(eo);
+  EXPECT_GT(rep.bytes, 0);
+  EXPECT_FALSE(fs::exists(out / "stale.txt"));  // the folder is replaced as a whole
+  for (const char* f : {"model.safetensors", "config.yaml", "clip.safetensors", "clip.vocab.txt.gz", "rdm.json",
+                        "training.json", "loss-rdm.png"})
+    EXPECT_TRUE(fs::is_regular_file(out / f)) << f;
+
+  // It resolves by itself (rdm.json names the CLIP beside it), loads strictly, without EMA,
+  // and its UNet weights are the EMA weights of the training run.
+  const auto paths = resolve_model_paths(out.string());
+  EXPECT_EQ(fs::canonical(paths.clip), fs::canonical(out / "clip.safetensors"));
+  EXPECT_EQ(fs::canonical(paths.vocab), fs::canonical(out / "clip.vocab.txt.gz"));
+  ldm::LoadSpec spec;
+  spec.strict_schedule = true;
+  spec.load_encoder = true;
+  const auto ld = ldm::LatentDiffusion::load(paths.model, ldm::LdmConfig::from_file(paths.config), spec);
+  EXPECT_FALSE(ld.uses_ema());
+  const auto ck = formats::read_tensor_file(train::checkpoint_path(a));
+  for (const auto& p : ld.unet()->named_parameters())
+    EXPECT_TRUE(torch::equal(p.value(), ck.tensors.at("extra." + p.key()))) << p.key();
+  const auto ins = formats::inspect_file(paths.model);
+  EXPECT_TRUE(ins.compvis);
+  EXPECT_EQ(ins.ema_tensors, 0);
+  const auto training = nlohmann::json::parse(std::ifstream(out / "training.json"));
+  EXPECT_EQ(training.at("rdm").at("steps").get<int64_t>(), 3);
+
+  // A stage folder without its model is named.
+  train::ExportOptions bad = eo;
+  bad.rdm = fresh_dir("export_empty");
+  EXPECT_THROW(
+      {
+        try {
+          train::export_model(bad);
+        } catch (const Error& e) {
+          EXPECT_NE(std::string(e.what()).find("model.safetensors"), std::string::npos) << e.what();
+          throw;
+        }
+      },
+      Error);
+  fs::remove_all(a);
+  fs::remove_all(out.parent_path());
 }

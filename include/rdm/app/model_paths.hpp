@@ -22,6 +22,9 @@ namespace rdm {
 
 std::filesystem::path models_root();     // $RDM_MODELS or ./models
 std::filesystem::path databases_root();  // $RDM_DATABASES or ./databases
+// The shipped tiny trained model: $RDM_MODELS/tiny, else the source tree's models/tiny (where
+// this binary was built from). `--model tiny` finds it too. rdm::Error when neither exists.
+std::filesystem::path tiny_model_dir();
 
 // Resolves each of the four files from a name or path ("" = default). Throws rdm::Error naming
 // what is missing, where it looked and what to run (scripts/download_models.sh, rdm demo).
