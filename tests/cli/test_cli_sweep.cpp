@@ -148,7 +148,7 @@ TEST(CliSweep, SigintFinishesTheCurrentImageAndResumes) {
 
 TEST(CliDemo, EndToEndWithGalleryInHeadlessChromium) {
   auto out = scratch("demo");
-  auto r = run_rdm("demo --steps 5 --out " + quote((out / "d").string()) + " --json");
+  auto r = run_rdm("demo --random-model --steps 5 --out " + quote((out / "d").string()) + " --json");
   ASSERT_EQ(r.code, 0) << r.err;
   auto rep = json::parse(r.out);
   ASSERT_EQ(rep["images"].size(), 4u);  // one per style
@@ -159,7 +159,7 @@ TEST(CliDemo, EndToEndWithGalleryInHeadlessChromium) {
   ASSERT_TRUE(fs::exists(gallery));
   // The demo is deterministic: the same images again.
   auto first = rdm::image::read_png(rep["images"][0].get<std::string>()).image.pixels;
-  auto r2 = run_rdm("demo --steps 5 --out " + quote((out / "d").string()) + " --json");
+  auto r2 = run_rdm("demo --random-model --steps 5 --out " + quote((out / "d").string()) + " --json");
   ASSERT_EQ(r2.code, 0) << r2.err;
   EXPECT_EQ(rdm::image::read_png(json::parse(r2.out)["images"][0].get<std::string>()).image.pixels, first);
   // A folder not made by the demo is refused.
