@@ -133,7 +133,6 @@ std::optional<Pipeline> sample_missing(const EvalOpts& o, const eval::Plan& plan
                  shard.count, eval::images_dir(out).string());
     return std::nullopt;
   }
-  check_jobs(eval::sweep_jobs(jobs), plan.model.config, o.model.device, o.model.precision);
   std::optional<Pipeline> pipeline = Pipeline::load(plan.model, o.model.options());
   RunBar bar(in_shard, in_shard - missing);
   SweepReport rep;
@@ -163,9 +162,12 @@ void run(EvalOpts& o, const CLI::App& cmd) {
   if (o.report_only && shard.count > 1) fail("--report-only scores every shard's images: leave out --shard");
   const eval::Plan plan = choose_plan(o, cmd);
   const fs::path out(o.out);
+  const std::vector<eval::Job> jobs = eval::plan_jobs(plan);
+  // Every job against the rules and the model's config before anything is written or loaded.
+  if (!o.report_only && eval::count_missing(jobs, out, shard.index, shard.count) > 0)
+    check_jobs(eval::sweep_jobs(jobs), plan.model.config, o.model.device, o.model.precision);
   ensure_writable_dir(out);
   eval::write_plan(plan, out);
-  const std::vector<eval::Job> jobs = eval::plan_jobs(plan);
   spdlog::info("eval: {} prompt(s) x {} style(s) x {} seed(s): {} image(s) ({} retrieval, {} postfix, {} text)",
                plan.prompts.size(), plan.styles.size(), plan.seeds.size(), jobs.size(),
                plan.prompts.size() * plan.styles.size() * plan.seeds.size(),
