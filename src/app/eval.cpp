@@ -70,13 +70,15 @@ std::vector<Style> resolve_styles(const std::vector<std::string>& specs) {
         fail("--databases: two databases are named '{}' (the second is '{}'); the database name is the style label",
              s.name, dir.string());
       if (!styles.empty() && s.dim != styles.front().dim)
-        fail("--databases: database '{}' holds {}-d CLIP embeddings but '{}' holds {}-d ones: all styles must come "
-             "from the same CLIP",
-             dir.string(), s.dim, styles.front().dir.string(), styles.front().dim);
+        fail(
+            "--databases: database '{}' holds {}-d CLIP embeddings but '{}' holds {}-d ones: all styles must come "
+            "from the same CLIP",
+            dir.string(), s.dim, styles.front().dir.string(), styles.front().dim);
       if (!styles.empty() && !retrieval::clip_identities_compatible(s.clip_identity, styles.front().clip_identity))
-        fail("--databases: database '{}' was made with CLIP {} but '{}' with {}: all styles must come from the same "
-             "CLIP",
-             dir.string(), s.clip_identity, styles.front().dir.string(), styles.front().clip_identity);
+        fail(
+            "--databases: database '{}' was made with CLIP {} but '{}' with {}: all styles must come from the same "
+            "CLIP",
+            dir.string(), s.clip_identity, styles.front().dir.string(), styles.front().clip_identity);
       styles.push_back(std::move(s));
     }
   if (styles.size() < 2) fail("--databases: an eval needs at least 2 style databases, got {}", styles.size());
@@ -93,16 +95,25 @@ json Plan::to_json() const {
           {"styles", st},
           {"seeds", seeds},
           {"sampling",
-           {{"k", r.k}, {"sampler", r.sampler}, {"spacing", r.spacing}, {"steps", r.steps}, {"eta", r.eta},
-            {"scale", r.scale}, {"width", r.width}, {"height", r.height}}},
+           {{"k", r.k},
+            {"sampler", r.sampler},
+            {"spacing", r.spacing},
+            {"steps", r.steps},
+            {"eta", r.eta},
+            {"scale", r.scale},
+            {"width", r.width},
+            {"height", r.height}}},
           {"model",
-           {{"model", model.model.string()}, {"config", model.config.string()}, {"clip", model.clip.string()},
+           {{"model", model.model.string()},
+            {"config", model.config.string()},
+            {"clip", model.clip.string()},
             {"vocab", model.vocab.string()}}}};
 }
 
 Plan Plan::from_json(const json& j, const std::string& where) {
   if (!j.is_object() || j.value("kind", "") != "rdm-eval-plan") fail("{}: not an rdm eval plan", where);
-  if (j.value("version", 0) != 1) fail("{}: eval plan version {} is not supported (1 is)", where, j.value("version", 0));
+  if (j.value("version", 0) != 1)
+    fail("{}: eval plan version {} is not supported (1 is)", where, j.value("version", 0));
   Plan p;
   try {
     p.prompts = j.at("prompts").get<std::vector<std::string>>();
@@ -157,9 +168,10 @@ void write_plan(const Plan& plan, const fs::path& out) {
     if (old.is_discarded()) fail("'{}' is not valid JSON (delete it to start the eval afresh)", file.string());
     for (const char* key : {"prompts", "styles", "seeds", "sampling", "model"})
       if (old.value(key, json()) != now[key])
-        fail("'{}' belongs to another eval (its {} differ from this command's): use another --out, or give only "
-             "--out to continue that eval",
-             file.string(), key);
+        fail(
+            "'{}' belongs to another eval (its {} differ from this command's): use another --out, or give only "
+            "--out to continue that eval",
+            file.string(), key);
     return;
   }
   io::write_file_atomic(file, now.dump(2) + "\n");

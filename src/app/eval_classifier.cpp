@@ -35,15 +35,18 @@ double accuracy_of(const torch::Tensor& logits, const torch::Tensor& y) {
 
 void check_inputs(const torch::Tensor& features, const std::vector<int64_t>& labels,
                   const std::vector<std::string>& classes, const ProbeOptions& o) {
-  if (features.dim() != 2) fail("style classifier: features must be a matrix [N, D], got {} dimension(s)", features.dim());
+  if (features.dim() != 2)
+    fail("style classifier: features must be a matrix [N, D], got {} dimension(s)", features.dim());
   if (features.size(0) != static_cast<int64_t>(labels.size()))
     fail("style classifier: {} feature rows but {} labels", features.size(0), labels.size());
   if (classes.size() < 2) fail("style classifier: needs at least 2 styles, got {}", classes.size());
   for (int64_t l : labels)
     if (l < 0 || l >= static_cast<int64_t>(classes.size()))
       fail("style classifier: label {} is outside 0..{}", l, classes.size() - 1);
-  if (!(o.holdout >= 0 && o.holdout <= 0.9)) fail("style classifier: the held-out share {} is outside [0, 0.9]", o.holdout);
-  if (!(o.l2 >= 0 && std::isfinite(o.l2))) fail("style classifier: the L2 penalty {} must be a finite number >= 0", o.l2);
+  if (!(o.holdout >= 0 && o.holdout <= 0.9))
+    fail("style classifier: the held-out share {} is outside [0, 0.9]", o.holdout);
+  if (!(o.l2 >= 0 && std::isfinite(o.l2)))
+    fail("style classifier: the L2 penalty {} must be a finite number >= 0", o.l2);
   if (o.max_iterations < 1) fail("style classifier: max_iterations must be at least 1");
   if (features.numel() > 0 && !torch::isfinite(features).all().item<bool>())
     fail("style classifier: the embeddings hold non-finite values");
@@ -116,9 +119,9 @@ StyleProbe train_probe(const torch::Tensor& features, const std::vector<int64_t>
   p.weight = w.detach().clone();
   p.bias = b.detach().clone();
   p.iterations = evaluations;
-  p.final_loss = (torch::nn::functional::cross_entropy(z_tr.matmul(p.weight) + p.bias, y_tr) +
-                  0.5 * o.l2 * p.weight.pow(2).sum())
-                     .item<double>();
+  p.final_loss =
+      (torch::nn::functional::cross_entropy(z_tr.matmul(p.weight) + p.bias, y_tr) + 0.5 * o.l2 * p.weight.pow(2).sum())
+          .item<double>();
   p.train_size = static_cast<int64_t>(split.train.size());
   p.test_size = static_cast<int64_t>(split.test.size());
   p.train_accuracy = accuracy_of(z_tr.matmul(p.weight) + p.bias, y_tr);

@@ -53,7 +53,8 @@ json read_eval_json(const fs::path& file) {
   if (e.is_discarded()) fail("{}: not valid JSON (give the eval.json of an `rdm eval` run)", where);
   if (!e.is_object() || e.value("kind", "") != "rdm-eval")
     fail("{}: not an `rdm eval` report (no \"kind\": \"rdm-eval\")", where);
-  if (e.value("version", 0) != 1) fail("{}: eval report version {} is not supported (1 is)", where, e.value("version", 0));
+  if (e.value("version", 0) != 1)
+    fail("{}: eval report version {} is not supported (1 is)", where, e.value("version", 0));
   for (const char* k : {"rows", "overall", "styles", "modes"})
     if (!e.contains(k) || !e[k].is_array()) fail("{}: the report has no '{}' list", where, k);
   if (!e.contains("classifier") || !e["classifier"].is_object()) fail("{}: the report has no 'classifier'", where);
@@ -67,15 +68,15 @@ std::string summary_table(const json& e) {
   const json& c = e["classifier"];
   std::string out = fmt::format("style classifier (linear probe): held-out accuracy {} on {} images (chance {})\n",
                                 fixed(c["holdout_accuracy"]), c.value("test_size", int64_t(0)), fixed(c["chance"]));
-  out += pad("style", w) + pad("mode", 11) + pad("n", 6) + pad("accuracy", 10) + pad("95% CI", 17) +
-         pad("content", 9) + pad("diversity", 11) + "s/image\n";
+  out += pad("style", w) + pad("mode", 11) + pad("n", 6) + pad("accuracy", 10) + pad("95% CI", 17) + pad("content", 9) +
+         pad("content acc", 13) + pad("diversity", 11) + "s/image\n";
   for (const char* table : {"rows", "overall"})
     for (const auto& r : e[table])
       out += pad(r["style"].get<std::string>(), w) + pad(r["mode"].get<std::string>(), 11) +
              pad(std::to_string(r["n"].get<int64_t>()), 6) + pad(fixed(r["accuracy"]), 10) +
              pad("[" + fixed(r["ci95"][0]) + ", " + fixed(r["ci95"][1]) + "]", 17) +
-             pad(fixed(r["content_similarity"]), 9) + pad(fixed(r["diversity"]), 11) +
-             fixed(r["seconds_per_image"], 2) + "\n";
+             pad(fixed(r["content_similarity"]), 9) + pad(fixed(r["content_accuracy"]), 13) +
+             pad(fixed(r["diversity"]), 11) + fixed(r["seconds_per_image"], 2) + "\n";
   return out;
 }
 
@@ -85,8 +86,10 @@ std::string compare_reports(const fs::path& a_file, const fs::path& b_file, json
     fail("'{}' scores the styles {} but '{}' scores {}: compare reports of the same styles", b_file.string(),
          b["styles"].dump(), a_file.string(), a["styles"].dump());
   if (a["modes"] != b["modes"])
-    fail("'{}' has the modes {} but '{}' has {}", b_file.string(), b["modes"].dump(), a_file.string(), a["modes"].dump());
-  if (a.contains("plan") && b.contains("plan") && a["plan"].value("prompts", json()) != b["plan"].value("prompts", json()))
+    fail("'{}' has the modes {} but '{}' has {}", b_file.string(), b["modes"].dump(), a_file.string(),
+         a["modes"].dump());
+  if (a.contains("plan") && b.contains("plan") &&
+      a["plan"].value("prompts", json()) != b["plan"].value("prompts", json()))
     spdlog::warn("compare: '{}' and '{}' use different prompts", a_file.string(), b_file.string());
   std::map<std::pair<std::string, std::string>, const json*> rows_b;
   for (const char* table : {"rows", "overall"})
@@ -108,11 +111,12 @@ std::string compare_reports(const fs::path& a_file, const fs::path& b_file, json
       const double pa = na ? double(ka) / double(na) : std::nan(""), pb = nb ? double(kb) / double(nb) : std::nan("");
       const Interval d = newcombe_difference(kb, nb, ka, na);
       const double sa = detail::to_double(ra["content_similarity"]), sb = detail::to_double(rb["content_similarity"]);
-      const Interval ds = wald_difference(sb, detail::to_double(rb["content_similarity_sd"]), rb["images"],
-                                          sa, detail::to_double(ra["content_similarity_sd"]), ra["images"]);
+      const Interval ds = wald_difference(sb, detail::to_double(rb["content_similarity_sd"]), rb["images"], sa,
+                                          detail::to_double(ra["content_similarity_sd"]), ra["images"]);
       out += pad(style, w) + pad(mode, 11) + pad(fixed(ra["accuracy"]), 8) + pad(fixed(rb["accuracy"]), 8) +
-             pad(signed3(pb - pa), 8) + pad("[" + signed3(d.lo) + ", " + signed3(d.hi) + "]", 19) + pad(fixed(ra["content_similarity"]), 8) +
-             pad(fixed(rb["content_similarity"]), 8) + pad(signed3(sb - sa), 8) +
+             pad(signed3(pb - pa), 8) + pad("[" + signed3(d.lo) + ", " + signed3(d.hi) + "]", 19) +
+             pad(fixed(ra["content_similarity"]), 8) + pad(fixed(rb["content_similarity"]), 8) +
+             pad(signed3(sb - sa), 8) +
              (std::isfinite(ds.lo) ? "[" + signed3(ds.lo) + ", " + signed3(ds.hi) + "]" : std::string("-")) + "\n";
       list.push_back({{"style", style},
                       {"mode", mode},

@@ -4,6 +4,7 @@
 // comes from the user (prompts, database names, paths) is HTML-escaped.
 #include <spdlog/fmt/fmt.h>
 
+#include <cctype>
 #include <map>
 
 #include "app/eval_internal.hpp"
@@ -15,14 +16,18 @@ namespace {
 std::string esc(const std::string& s) {
   std::string o;
   o.reserve(s.size());
-  for (char c : s) switch (c) {
-      case '&': o += "&amp;"; break;
-      case '<': o += "&lt;"; break;
-      case '>': o += "&gt;"; break;
-      case '"': o += "&quot;"; break;
-      case '\'': o += "&#39;"; break;
-      default: o += c;
-    }
+  for (char c : s) {
+    const char* entity = c == '&'    ? "&amp;"
+                         : c == '<'  ? "&lt;"
+                         : c == '>'  ? "&gt;"
+                         : c == '"'  ? "&quot;"
+                         : c == '\'' ? "&#39;"
+                                     : nullptr;
+    if (entity)
+      o += entity;
+    else
+      o += c;
+  }
   return o;
 }
 std::string esc(const json& v) { return esc(v.is_string() ? v.get<std::string>() : v.dump()); }
@@ -31,8 +36,10 @@ std::string esc(const json& v) { return esc(v.is_string() ? v.get<std::string>()
 std::string url(const std::string& rel) {
   std::string o;
   for (unsigned char c : rel) {
-    if (std::isalnum(c) || c == '/' || c == '-' || c == '_' || c == '.' || c == '~') o += static_cast<char>(c);
-    else o += fmt::format("%{:02X}", c);
+    if (std::isalnum(c) || c == '/' || c == '-' || c == '_' || c == '.' || c == '~')
+      o += static_cast<char>(c);
+    else
+      o += fmt::format("%{:02X}", c);
   }
   return o;
 }
@@ -73,8 +80,8 @@ std::string setup_section(const json& e) {
   row("prompts", prompts + "</ol>");
   std::string styles = "<ul>";
   for (const auto& st : plan["styles"])
-    styles += "<li>" + esc(st["name"]) + " — postfix “… in the style of " + esc(e["postfix"][st["name"].get<std::string>()]) +
-              "” — <code>" + esc(st["dir"]) + "</code></li>";
+    styles += "<li>" + esc(st["name"]) + " — postfix “… in the style of " +
+              esc(e["postfix"][st["name"].get<std::string>()]) + "” — <code>" + esc(st["dir"]) + "</code></li>";
   row("styles", styles + "</ul>");
   row("images", esc(fmt::format("{} scored, {} missing", e["counts"]["images"].get<int64_t>(),
                                 e["counts"]["missing"].get<int64_t>())));
@@ -82,12 +89,14 @@ std::string setup_section(const json& e) {
 }
 
 std::string classifier_section(const json& c) {
-  std::string h = "<h2>Style classifier</h2>\n<p>A linear probe (multinomial logistic regression) on the CLIP image "
-                  "embeddings stored in the style databases, the stand-in for the paper's ArtBench-trained "
-                  "classifier. Held-out accuracy <b id=\"classifier-accuracy\">" +
-                  fixed(c["holdout_accuracy"]) + "</b> on " + esc(c["test_size"]) + " held-out images (" +
-                  esc(c["train_size"]) + " for training; chance " + fixed(c["chance"]) + ").</p>\n";
-  h += "<table id=\"classifier\"><tr><th class=\"l\">style</th><th>held out</th><th>correct</th><th>accuracy</th></tr>\n";
+  std::string h =
+      "<h2>Style classifier</h2>\n<p>A linear probe (multinomial logistic regression) on the CLIP image "
+      "embeddings stored in the style databases, the stand-in for the paper's ArtBench-trained "
+      "classifier. Held-out accuracy <b id=\"classifier-accuracy\">" +
+      fixed(c["holdout_accuracy"]) + "</b> on " + esc(c["test_size"]) + " held-out images (" + esc(c["train_size"]) +
+      " for training; chance " + fixed(c["chance"]) + ").</p>\n";
+  h += "<table id=\"classifier\"><tr><th class=\"l\">style</th><th>held "
+       "out</th><th>correct</th><th>accuracy</th></tr>\n";
   for (const auto& r : c["per_class"])
     h += "<tr><td class=\"l\">" + esc(r["style"]) + "</td><td>" + esc(r["test"]) + "</td><td>" + esc(r["correct"]) +
          "</td><td>" + fixed(r["accuracy"]) + "</td></tr>\n";
@@ -95,14 +104,15 @@ std::string classifier_section(const json& c) {
 }
 
 std::string results_section(const json& e) {
-  std::string h = "<h2>Results per style and mode</h2>\n<p>Accuracy: the share of images the classifier assigns to "
-                  "the style asked for, with its 95&nbsp;% Wilson interval. Text mode uses no style: its rows show how "
-                  "often a plain-prompt image happens to fall in each style (chance level). Content: mean CLIP "
-                  "cosine similarity of the image to the bare prompt; content accuracy: share of images whose "
-                  "nearest prompt is their own. Diversity: mean pairwise CLIP cosine distance among the seeds of one "
-                  "prompt.</p>\n<table id=\"results\"><tr><th class=\"l\">style</th><th class=\"l\">mode</th><th>n</th>"
-                  "<th>accuracy</th><th>95% CI</th><th>content sim.</th><th>content acc.</th><th>diversity</th>"
-                  "<th>s / image</th></tr>\n";
+  std::string h =
+      "<h2>Results per style and mode</h2>\n<p>Accuracy: the share of images the classifier assigns to "
+      "the style asked for, with its 95&nbsp;% Wilson interval. Text mode uses no style: its rows show how "
+      "often a plain-prompt image happens to fall in each style (chance level). Content: mean CLIP "
+      "cosine similarity of the image to the bare prompt; content accuracy: share of images whose "
+      "nearest prompt is their own. Diversity: mean pairwise CLIP cosine distance among the seeds of one "
+      "prompt.</p>\n<table id=\"results\"><tr><th class=\"l\">style</th><th class=\"l\">mode</th><th>n</th>"
+      "<th>accuracy</th><th>95% CI</th><th>content sim.</th><th>content acc.</th><th>diversity</th>"
+      "<th>s / image</th></tr>\n";
   for (const char* table : {"rows", "overall"})
     for (const auto& r : e[table])
       h += std::string(table == std::string("overall") ? "<tr class=\"overall\">" : "<tr>") + "<td class=\"l\">" +
@@ -113,8 +123,8 @@ std::string results_section(const json& e) {
   h += "</table>\n<div class=\"plots\"><img id=\"accuracy-plot\" src=\"" + url(e["files"]["accuracy"]) +
        "\" alt=\"accuracy by style and mode\">\n";
   for (const auto& m : e["modes"])
-    h += "<img class=\"confusion\" src=\"" + url(e["files"]["confusion"][m.get<std::string>()]) + "\" alt=\"confusion " +
-         esc(m) + "\">\n";
+    h += "<img class=\"confusion\" src=\"" + url(e["files"]["confusion"][m.get<std::string>()]) +
+         "\" alt=\"confusion " + esc(m) + "\">\n";
   return h + "</div>\n";
 }
 
@@ -124,9 +134,10 @@ std::string samples_section(const json& e) {
   for (const auto& im : e["images"])
     for (const auto& st : e["styles"])
       if (im["mode"] == "text" || im["style"] == st) cells[{st.get<std::string>(), im["mode"]}].push_back(&im);
-  std::string h = "<h2>Samples</h2>\n<p>Each cell: the images of one style and mode (caption: the style the classifier "
-                  "predicts; green when it is the style asked for). Text-mode images are the same in every row.</p>\n"
-                  "<table id=\"samples\"><tr><th class=\"l\">style</th>";
+  std::string h =
+      "<h2>Samples</h2>\n<p>Each cell: the images of one style and mode (caption: the style the classifier "
+      "predicts; green when it is the style asked for). Text-mode images are the same in every row.</p>\n"
+      "<table id=\"samples\"><tr><th class=\"l\">style</th>";
   for (const auto& m : e["modes"]) h += "<th class=\"l\">" + esc(m) + "</th>";
   h += "</tr>\n";
   for (const auto& st : e["styles"]) {
@@ -141,7 +152,8 @@ std::string samples_section(const json& e) {
              "\" alt=\"" + esc(im["prompt"]) + "\" title=\"" +
              esc(fmt::format("{} | seed {} | predicted {}", im["prompt"].get<std::string>(), im["seed"].dump(),
                              im["predicted"].get<std::string>())) +
-             "\"></a><figcaption class=\"" + (ok ? "ok" : "miss") + "\">" + esc(im["predicted"]) + "</figcaption></figure>";
+             "\"></a><figcaption class=\"" + (ok ? "ok" : "miss") + "\">" + esc(im["predicted"]) +
+             "</figcaption></figure>";
       }
       if (list.size() > kPerCell) h += fmt::format("<p>… and {} more</p>", list.size() - kPerCell);
       h += "</td>";
@@ -153,9 +165,10 @@ std::string samples_section(const json& e) {
 }  // namespace
 
 std::string report_html(const json& e) {
-  std::string h = "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>rdm eval: retrieval vs "
-                  "postfix</title>\n" +
-                  std::string(kStyle) + "</head><body>\n<h1>rdm eval: retrieval vs postfix prompting</h1>\n";
+  std::string h =
+      "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>rdm eval: retrieval vs "
+      "postfix</title>\n" +
+      std::string(kStyle) + "</head><body>\n<h1>rdm eval: retrieval vs postfix prompting</h1>\n";
   h += "<p>Created " + esc(e["created"]) + ". Files: <a href=\"eval.json\">eval.json</a>, <a href=\"" +
        url(e["files"]["csv"]) + "\">eval.csv</a>.</p>\n";
   h += setup_section(e);

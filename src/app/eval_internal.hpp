@@ -12,9 +12,7 @@ namespace rdm::eval::detail {
 // A JSON number, or null for NaN / infinity (JSON has no NaN).
 inline nlohmann::json number(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
 // A JSON number or null -> double (NaN for null).
-inline double to_double(const nlohmann::json& v) {
-  return v.is_number() ? v.get<double>() : std::nan("");
-}
+inline double to_double(const nlohmann::json& v) { return v.is_number() ? v.get<double>() : std::nan(""); }
 // "0.812" or "-" for null / NaN.
 inline std::string fixed(const nlohmann::json& v, int decimals = 3) {
   return v.is_number() && std::isfinite(v.get<double>()) ? fmt::format("{:.{}f}", v.get<double>(), decimals) : "-";

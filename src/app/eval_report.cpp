@@ -59,13 +59,15 @@ void check_encoder(const Plan& plan, const clip::QueryEncoder& encoder) {
   const std::string identity = encoder.model().identity();
   for (const auto& s : plan.styles) {
     if (s.dim != dim)
-      fail("database '{}' holds {}-d CLIP embeddings but the CLIP '{}' makes {}-d ones: the eval needs the CLIP the "
-           "databases were built with (--clip)",
-           s.dir.string(), s.dim, plan.model.clip.string(), dim);
+      fail(
+          "database '{}' holds {}-d CLIP embeddings but the CLIP '{}' makes {}-d ones: the eval needs the CLIP the "
+          "databases were built with (--clip)",
+          s.dir.string(), s.dim, plan.model.clip.string(), dim);
     if (!retrieval::clip_identities_compatible(s.clip_identity, identity))
-      fail("database '{}' was made with CLIP {} but the eval embeds with {} ('{}'): pass the CLIP the databases were "
-           "built with (--clip)",
-           s.dir.string(), s.clip_identity, identity, plan.model.clip.string());
+      fail(
+          "database '{}' was made with CLIP {} but the eval embeds with {} ('{}'): pass the CLIP the databases were "
+          "built with (--clip)",
+          s.dir.string(), s.clip_identity, identity, plan.model.clip.string());
   }
 }
 
@@ -105,9 +107,9 @@ json row_json(const std::string& style, const std::string& mode, const std::vect
     groups[{s.job->prompt, s.job->style}].push_back(static_cast<int64_t>(i));
   }
   const double m = distinct.empty() ? kNaN : sum / static_cast<double>(distinct.size());
-  const double var = distinct.size() > 1
-                         ? (sum2 - static_cast<double>(distinct.size()) * m * m) / static_cast<double>(distinct.size() - 1)
-                         : kNaN;
+  const double var = distinct.size() > 1 ? (sum2 - static_cast<double>(distinct.size()) * m * m) /
+                                               static_cast<double>(distinct.size() - 1)
+                                         : kNaN;
   double div = 0;
   int64_t n_div = 0;
   for (const auto& [key, idx] : groups)
@@ -121,7 +123,9 @@ json row_json(const std::string& style, const std::string& mode, const std::vect
           {"ci95", {ci.lo, ci.hi}},
           {"images", distinct.size()},
           {"content_similarity", number(m)},
-          {"content_similarity_sd", number(var > 0 ? std::sqrt(var) : var == 0 ? 0.0 : kNaN)},
+          {"content_similarity_sd", number(var > 0    ? std::sqrt(var)
+                                           : var == 0 ? 0.0
+                                                      : kNaN)},
           {"content_accuracy", prompts >= 2 && !distinct.empty()
                                    ? json(static_cast<double>(content_hits) / static_cast<double>(distinct.size()))
                                    : json(nullptr)},
@@ -252,11 +256,13 @@ std::vector<Scored> find_images(const std::vector<Job>& jobs, const fs::path& ou
     scored.push_back(std::move(s));
   }
   if (missing > 0 && !allow_missing)
-    fail("{} of the eval's {} images are missing in '{}': run the remaining shards (or this command without "
-         "--report-only), or pass --allow-missing to score the images present",
-         missing, jobs.size(), dir.string());
+    fail(
+        "{} of the eval's {} images are missing in '{}': run the remaining shards (or this command without "
+        "--report-only), or pass --allow-missing to score the images present",
+        missing, jobs.size(), dir.string());
   if (scored.empty()) fail("no image of the eval exists in '{}' yet: nothing to score", dir.string());
-  if (missing > 0) spdlog::warn("eval: {} of {} images are missing; scoring the {} present", missing, jobs.size(), scored.size());
+  if (missing > 0)
+    spdlog::warn("eval: {} of {} images are missing; scoring the {} present", missing, jobs.size(), scored.size());
   return scored;
 }
 
@@ -284,26 +290,31 @@ ReportFiles write_report(const Plan& plan, const std::vector<Job>& jobs, const c
   ReportFiles files;
   std::vector<Scored> scored = find_images(jobs, out, options.allow_missing, files.missing);
   const StyleProbe probe = train_style_probe(plan.styles, options.probe);
-  spdlog::info("eval: style classifier (linear probe on {} CLIP embeddings of {} styles): held-out accuracy {:.3f} "
-               "on {} images (chance {:.3f})",
-               probe.train_size, plan.styles.size(), probe.holdout_accuracy, probe.test_size,
-               1.0 / static_cast<double>(plan.styles.size()));
+  spdlog::info(
+      "eval: style classifier (linear probe on {} CLIP embeddings of {} styles): held-out accuracy {:.3f} "
+      "on {} images (chance {:.3f})",
+      probe.train_size, plan.styles.size(), probe.holdout_accuracy, probe.test_size,
+      1.0 / static_cast<double>(plan.styles.size()));
   std::set<std::string> preprocess;
   for (const auto& s : plan.styles) preprocess.insert(s.preprocess);
   if (preprocess.size() > 1)
-    spdlog::warn("eval: the style databases were built with different preprocessing; images are embedded as the first "
-                 "('{}')",
-                 plan.styles.front().preprocess);
+    spdlog::warn(
+        "eval: the style databases were built with different preprocessing; images are embedded as the first "
+        "('{}')",
+        plan.styles.front().preprocess);
   std::vector<fs::path> paths;
   for (const auto& s : scored) paths.push_back(s.file);
   c10::InferenceMode guard;
-  const torch::Tensor emb =
-      embed_images(encoder, paths, plan.styles.front().preprocess == "rdm" ? clip::Preprocess::Rdm : clip::Preprocess::Clip);
+  const torch::Tensor emb = embed_images(
+      encoder, paths, plan.styles.front().preprocess == "rdm" ? clip::Preprocess::Rdm : clip::Preprocess::Clip);
   const torch::Tensor text = encoder.encode_texts(plan.prompts, /*truncate=*/true, 64).to(torch::kCPU);
   score_images(scored, probe, emb, text);
   const Tables t = make_tables(plan, scored, emb);
 
-  json eval = {{"kind", "rdm-eval"}, {"version", 1}, {"created", retrieval::utc_now()}, {"plan", plan.to_json()},
+  json eval = {{"kind", "rdm-eval"},
+               {"version", 1},
+               {"created", retrieval::utc_now()},
+               {"plan", plan.to_json()},
                {"modes", mode_names()}};
   eval["styles"] = json::array();
   for (const auto& s : plan.styles) eval["styles"].push_back(s.name);

@@ -47,9 +47,9 @@ struct EvalOpts {
 };
 
 // Options that state the plan; without --databases and prompts the plan comes from OUT.
-const char* const kPlanOptions[] = {"--seeds", "--n-seeds", "--seed",  "--knn",   "--sampler", "--spacing", "--steps",
-                                    "--eta",   "--scale",   "--width", "--height", "--model",  "--config",  "--clip",
-                                    "--vocab"};
+const char* const kPlanOptions[] = {"--seeds",   "--n-seeds", "--seed",   "--knn",   "--sampler",
+                                    "--spacing", "--steps",   "--eta",    "--scale", "--width",
+                                    "--height",  "--model",   "--config", "--clip",  "--vocab"};
 
 // One bar over every image of this shard: images done (skipped ones included), steps of the
 // running one, ETA from this run's pace. A line per image when stderr is not a terminal.
@@ -65,7 +65,8 @@ class RunBar {
     const int64_t image = already_ + p.job;
     if (tty_) {
       const int width = 30;
-      const int fill = static_cast<int>(width * (static_cast<double>(already_) + done_now) / static_cast<double>(total_));
+      const int fill =
+          static_cast<int>(width * (static_cast<double>(already_) + done_now) / static_cast<double>(total_));
       std::fprintf(stderr, "\reval [%s%s] image %lld/%lld step %d/%d  ETA %.0fs ", std::string(fill, '#').c_str(),
                    std::string(width - fill, '.').c_str(), static_cast<long long>(image),
                    static_cast<long long>(total_), p.sample.step, p.sample.steps, eta);
@@ -186,8 +187,8 @@ void run(EvalOpts& o, const CLI::App& cmd) {
   ro.probe = o.probe;
   ro.allow_missing = o.allow_missing;
   const eval::ReportFiles f = eval::write_report(plan, jobs, encoder, out, ro);
-  spdlog::info("eval: wrote {}, {}, {}, {} and {} confusion matrices", f.json.string(), f.csv.string(),
-               f.html.string(), f.accuracy_png.string(), f.confusion_pngs.size());
+  spdlog::info("eval: wrote {}, {}, {}, {} and {} confusion matrices", f.json.string(), f.csv.string(), f.html.string(),
+               f.accuracy_png.string(), f.confusion_pngs.size());
   std::cout << (o.json_out ? f.eval.dump(2) + "\n" : eval::summary_table(f.eval));
 }
 }  // namespace
@@ -206,7 +207,9 @@ void add_eval_command(CLI::App& app) {
   cmd->add_option("--n-seeds", o->n_seeds, "Number of seeds --seed, --seed + 1, ... when --seeds is not given")
       ->check(CLI::Range(int64_t(1), int64_t(100000)))
       ->capture_default_str();
-  cmd->add_option("--seed", o->sampling.seed, "First seed of --n-seeds")->check(seed_validator("--seed"))->capture_default_str();
+  cmd->add_option("--seed", o->sampling.seed, "First seed of --n-seeds")
+      ->check(seed_validator("--seed"))
+      ->capture_default_str();
   cmd->add_option("-k,--knn", o->sampling.k, "Neighbours per retrieval image (1 to 1000)")
       ->check(CLI::Range(int64_t(1), kMaxNeighbors))
       ->capture_default_str();
@@ -218,10 +221,15 @@ void add_eval_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--steps", o->sampling.steps, "Sampling steps")->check(CLI::Range(1, 1000000))->capture_default_str();
   cmd->add_option("--eta", o->sampling.eta, "DDIM eta in [0, 1]")->check(eta_validator("--eta"))->capture_default_str();
-  cmd->add_option("--scale", o->sampling.scale, "Guidance scale")->check(scale_validator("--scale"))->capture_default_str();
-  cmd->add_option("-W,--width", o->sampling.width, "Width (0 = the model's)")->check(CLI::Range(int64_t(0), kMaxImageSide));
-  cmd->add_option("-H,--height", o->sampling.height, "Height (0 = the model's)")->check(CLI::Range(int64_t(0), kMaxImageSide));
-  cmd->add_option("-o,--out", o->out, "Eval folder (shared by all shards; images in OUT/images)")->capture_default_str();
+  cmd->add_option("--scale", o->sampling.scale, "Guidance scale")
+      ->check(scale_validator("--scale"))
+      ->capture_default_str();
+  cmd->add_option("-W,--width", o->sampling.width, "Width (0 = the model's)")
+      ->check(CLI::Range(int64_t(0), kMaxImageSide));
+  cmd->add_option("-H,--height", o->sampling.height, "Height (0 = the model's)")
+      ->check(CLI::Range(int64_t(0), kMaxImageSide));
+  cmd->add_option("-o,--out", o->out, "Eval folder (shared by all shards; images in OUT/images)")
+      ->capture_default_str();
   cmd->add_option("--shard", o->shard, "Sample part I of N (0 <= I < N); then run once without --shard for the report")
       ->capture_default_str();
   cmd->add_flag("--report-only", o->report_only, "Sample nothing: score the images in OUT and write the report");
@@ -229,7 +237,9 @@ void add_eval_command(CLI::App& app) {
   cmd->add_option("--probe-holdout", o->probe.holdout, "Share of each style's database held out to test the classifier")
       ->check(CLI::Range(0.0, 0.9))
       ->capture_default_str();
-  cmd->add_option("--probe-l2", o->probe.l2, "L2 penalty of the classifier")->check(CLI::Range(0.0, 1e6))->capture_default_str();
+  cmd->add_option("--probe-l2", o->probe.l2, "L2 penalty of the classifier")
+      ->check(CLI::Range(0.0, 1e6))
+      ->capture_default_str();
   cmd->add_option("--probe-seed", o->probe.seed, "Seed of the classifier's train/test split")->capture_default_str();
   cmd->add_option("--compare", o->compare, "Compare two eval.json files (A B): B - A per style and mode, with 95% CIs")
       ->expected(2)

@@ -269,7 +269,8 @@ RgbImage grouped_bar_chart(const std::vector<std::string>& groups, const std::ve
     for (int si = 0; si < ns; ++si) {
       const auto& s = series[static_cast<size_t>(si)];
       const Rgb c = pick(s.rgb, static_cast<size_t>(si));
-      const int xa = static_cast<int>(std::lround(x0 + bar * si)), xb = static_cast<int>(std::lround(x0 + bar * (si + 1))) - 1;
+      const int xa = static_cast<int>(std::lround(x0 + bar * si));
+      const int xb = static_cast<int>(std::lround(x0 + bar * (si + 1))) - 1;
       const double v = s.values[static_cast<size_t>(g)];
       if (std::isfinite(v)) fill_rect(im, xa, f.py(std::max(0.0, v)), xb, f.py(std::min(0.0, v)) + 1, c);
       if (!s.low.empty() && !s.high.empty()) {
@@ -302,7 +303,8 @@ RgbImage grouped_bar_chart(const std::vector<std::string>& groups, const std::ve
 
 RgbImage heat_map(const HeatMap& m) {
   const int nr = static_cast<int>(m.rows.size()), nc = static_cast<int>(m.columns.size());
-  if (static_cast<int>(m.values.size()) != nr) fail("heat map: {} rows of values for {} row labels", m.values.size(), nr);
+  if (static_cast<int>(m.values.size()) != nr)
+    fail("heat map: {} rows of values for {} row labels", m.values.size(), nr);
   for (const auto& r : m.values)
     if (static_cast<int>(r.size()) != nc) fail("heat map: a row has {} values for {} columns", r.size(), nc);
   const int cell = std::max(24, m.cell);

@@ -16,8 +16,8 @@ namespace {
 // 2 prompts x 2 styles x 1 seed: 4 retrieval + 4 postfix + 2 text images.
 std::string eval_args(const fs::path& demo, const fs::path& out, const std::string& extra = "--steps 3") {
   return "eval --prompt 'a red boat' --prompt 'an old castle' --databases " + db(demo, "stripes") + " " +
-         db(demo, "dots") + " --seeds 1 -k 5 -W 64 -H 64 " + model_args(demo) + " --out " +
-         quote(out.string()) + " " + extra;
+         db(demo, "dots") + " --seeds 1 -k 5 -W 64 -H 64 " + model_args(demo) + " --out " + quote(out.string()) + " " +
+         extra;
 }
 
 size_t count_lines(const std::string& s) { return static_cast<size_t>(std::count(s.begin(), s.end(), '\n')); }
@@ -198,7 +198,8 @@ TEST(CliEval, CompareTwoRuns) {
     EXPECT_GE(row["accuracy_difference_ci95"][1].get<double>(), d);
   }
   // A compared with itself: differences 0.
-  r = run_rdm("eval --compare " + quote((a / "eval.json").string()) + " " + quote((a / "eval.json").string()) + " --json");
+  r = run_rdm("eval --compare " + quote((a / "eval.json").string()) + " " + quote((a / "eval.json").string()) +
+              " --json");
   for (const auto& row : json::parse(r.out)["rows"]) EXPECT_EQ(row["accuracy_difference"].get<double>(), 0.0);
   // Bad and mismatched files: one line naming the file.
   const fs::path junk = a / "junk.json", other = a / "other.json", missing = a / "missing.json";
@@ -227,26 +228,32 @@ TEST(CliEval, BadInputIsOneClearLine) {
     EXPECT_NE(r.err.find(needle), std::string::npos) << r.err;
     EXPECT_FALSE(fs::exists(out / "x" / "eval.json"));
   };
-  const std::string base = "eval --seeds 1 --steps 2 -W 64 -H 64 " + model_args(demo) + " --out " +
-                           quote((out / "x").string()) + " ";
+  const std::string base =
+      "eval --seeds 1 --steps 2 -W 64 -H 64 " + model_args(demo) + " --out " + quote((out / "x").string()) + " ";
   // An unknown database.
   expect_error(base + "--prompt boat --databases " + db(demo, "stripes") + " no-such-style-db", "no-such-style-db");
   // An empty prompt file.
   spit(out / "empty.txt", "\n  \n");
-  expect_error(base + "--prompts " + quote((out / "empty.txt").string()) + " --databases " + db(demo, "stripes") +
-                   " " + db(demo, "dots"),
+  expect_error(base + "--prompts " + quote((out / "empty.txt").string()) + " --databases " + db(demo, "stripes") + " " +
+                   db(demo, "dots"),
                "has no prompts");
   // A database of another CLIP width (16-d embeddings; the demo CLIP makes 32-d ones).
   rdm::formats::write_npy(out / "narrow.npy", torch::randn({24, 16}));
-  ASSERT_EQ(run_rdm("-q db import " + quote((out / "narrow.npy").string()) + " --out " + quote((out / "narrow").string())).code, 0);
+  ASSERT_EQ(
+      run_rdm("-q db import " + quote((out / "narrow.npy").string()) + " --out " + quote((out / "narrow").string()))
+          .code,
+      0);
   expect_error(base + "--prompt boat --databases " + db(demo, "stripes") + " " + quote((out / "narrow").string()),
                "16-d");
   // Two of them: the model's context width refuses them before it loads.
   rdm::formats::write_npy(out / "narrow2.npy", torch::randn({24, 16}));
-  ASSERT_EQ(run_rdm("-q db import " + quote((out / "narrow2.npy").string()) + " --out " + quote((out / "narrow2").string())).code, 0);
-  expect_error(base + "--prompt boat --databases " + quote((out / "narrow").string()) + " " +
-                   quote((out / "narrow2").string()),
-               "narrow");
+  ASSERT_EQ(
+      run_rdm("-q db import " + quote((out / "narrow2.npy").string()) + " --out " + quote((out / "narrow2").string()))
+          .code,
+      0);
+  expect_error(
+      base + "--prompt boat --databases " + quote((out / "narrow").string()) + " " + quote((out / "narrow2").string()),
+      "narrow");
   // One style only, and k above a database's size.
   expect_error(base + "--prompt boat --databases " + db(demo, "stripes"), "at least 2 style databases");
   expect_error(base + "--prompt boat -k 30 --databases " + db(demo, "stripes") + " " + db(demo, "dots"),
@@ -265,15 +272,16 @@ TEST(CliEval, ReportRendersInHeadlessChromium) {
   auto demo = demo_dir();
   auto out = scratch("eval_html");
   // A prompt with markup must arrive as text, not as HTML.
-  auto r = run_rdm("eval --prompt '<b>a red boat</b> & co' --prompt 'an old castle' --databases " + db(demo, "stripes") +
-                   " " + db(demo, "dots") + " --seeds 1 2 --steps 2 -k 5 -W 64 -H 64 " + model_args(demo) + " --out " +
-                   quote(out.string()));
+  auto r = run_rdm("eval --prompt '<b>a red boat</b> & co' --prompt 'an old castle' --databases " +
+                   db(demo, "stripes") + " " + db(demo, "dots") + " --seeds 1 2 --steps 2 -k 5 -W 64 -H 64 " +
+                   model_args(demo) + " --out " + quote(out.string()));
   ASSERT_EQ(r.code, 0) << r.err;
   const fs::path html = out / "report.html", profile = out / "chromium-profile", dom = out / "dom.html";
   fs::create_directories(profile);
-  const std::string flags = " --headless --no-sandbox --disable-gpu --disable-quic --no-first-run "
-                            "--disable-background-networking --disable-component-update --disable-sync --user-data-dir=" +
-                            quote(profile.string());
+  const std::string flags =
+      " --headless --no-sandbox --disable-gpu --disable-quic --no-first-run "
+      "--disable-background-networking --disable-component-update --disable-sync --user-data-dir=" +
+      quote(profile.string());
   int st = std::system(("timeout 120 " + quote(chromium) + flags +
                         " --allow-file-access-from-files --virtual-time-budget=5000 --dump-dom " +
                         quote("file://" + fs::absolute(html).string()) + " >" + quote(dom.string()) + " 2>/dev/null")
@@ -285,8 +293,8 @@ TEST(CliEval, ReportRendersInHeadlessChromium) {
     for (size_t p = 0; (p = page.find(needle, p)) != std::string::npos; p += needle.size()) ++n;
     return n;
   };
-  for (const char* id : {"id=\"setup\"", "id=\"classifier\"", "id=\"results\"", "id=\"samples\"", "id=\"accuracy-plot\"",
-                         "id=\"classifier-accuracy\""})
+  for (const char* id : {"id=\"setup\"", "id=\"classifier\"", "id=\"results\"", "id=\"samples\"",
+                         "id=\"accuracy-plot\"", "id=\"classifier-accuracy\""})
     EXPECT_EQ(count(id), 1u) << id;
   EXPECT_EQ(count("class=\"overall\""), 3u);
   EXPECT_EQ(count("<img class=\"confusion\""), 3u);

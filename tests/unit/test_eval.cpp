@@ -196,12 +196,16 @@ TEST(EvalPlan, StylesJobsAndPlanFile) {
   EXPECT_EQ(plan.styles[0].name, "alpha");
   EXPECT_EQ(plan.styles[1].postfix, "beta style");
   EXPECT_EQ(plan.styles[0].dim, 16);
-  EXPECT_NE(error_of([&] { resolve_styles({(root / "dbs" / "alpha").string()}); }).find("at least 2"), std::string::npos);
-  EXPECT_NE(error_of([&] { resolve_styles({(root / "dbs").string(), (root / "narrow").string()}); }).find("12-d"),
+  EXPECT_NE(error_of([&] { resolve_styles({(root / "dbs" / "alpha").string()}); }).find("at least 2"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] {
+              resolve_styles({(root / "dbs").string(), (root / "narrow").string()});
+            }).find("12-d"),
             std::string::npos);
   EXPECT_NE(error_of([&] { resolve_styles({(root / "nope").string(), "x"}); }).find("not found"), std::string::npos);
-  EXPECT_NE(error_of([&] { resolve_styles({(root / "dbs").string(), (root / "dbs/alpha").string()}); })
-                .find("two databases are named 'alpha'"),
+  EXPECT_NE(error_of([&] {
+              resolve_styles({(root / "dbs").string(), (root / "dbs/alpha").string()});
+            }).find("two databases are named 'alpha'"),
             std::string::npos);
 
   plan.prompts = {"a red boat", "an old castle"};
@@ -280,6 +284,8 @@ TEST(EvalFigures, HeatMapAndGroupedBars) {
     colours.insert(bars.pixels[i] << 16 | bars.pixels[i + 1] << 8 | bars.pixels[i + 2]);
   EXPECT_GT(colours.size(), 3u);
   s2.values.pop_back();
-  EXPECT_NE(error_of([&] { rdm::image::grouped_bar_chart({"x", "y"}, {s1, s2}, po); }).find("1 values for 2 groups"),
+  EXPECT_NE(error_of([&] {
+              rdm::image::grouped_bar_chart({"x", "y"}, {s1, s2}, po);
+            }).find("1 values for 2 groups"),
             std::string::npos);
 }

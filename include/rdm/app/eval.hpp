@@ -39,12 +39,12 @@ const std::vector<std::string>& mode_names();
 
 // One style: a database whose manifest name is the class label.
 struct Style {
-  std::string name;            // manifest name (the class label)
-  std::filesystem::path dir;   // absolute folder
-  std::string postfix;         // what follows "in the style of" (style_from_database_name)
+  std::string name;           // manifest name (the class label)
+  std::filesystem::path dir;  // absolute folder
+  std::string postfix;        // what follows "in the style of" (style_from_database_name)
   int64_t size = 0, dim = 0;
   std::string clip_identity;
-  std::string preprocess;      // how its images were preprocessed: clip | rdm | unknown
+  std::string preprocess;  // how its images were preprocessed: clip | rdm | unknown
 };
 
 // Database specs (names under $RDM_DATABASES or folders) -> styles. A folder without a
@@ -81,11 +81,11 @@ void write_plan(const Plan& plan, const std::filesystem::path& out);
 
 // One image of the eval.
 struct Job {
-  std::string mode;        // retrieval | postfix | text
-  size_t prompt = 0;       // index into Plan::prompts
-  int64_t style = -1;      // index into Plan::styles (-1 for text)
+  std::string mode;    // retrieval | postfix | text
+  size_t prompt = 0;   // index into Plan::prompts
+  int64_t style = -1;  // index into Plan::styles (-1 for text)
   uint64_t seed = 0;
-  SweepJob sweep;          // the request; its file name marks it done
+  SweepJob sweep;  // the request; its file name marks it done
 };
 
 // For each prompt and seed: the text image, then per style the retrieval and postfix images.

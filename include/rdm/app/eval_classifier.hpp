@@ -18,9 +18,9 @@
 namespace rdm::eval {
 
 struct ProbeOptions {
-  double holdout = 0.2;   // share of each class held out for testing, in [0, 0.9]
-  double l2 = 1e-3;       // L2 penalty on the weights (of the standardised features)
-  uint64_t seed = 0;      // the split
+  double holdout = 0.2;  // share of each class held out for testing, in [0, 0.9]
+  double l2 = 1e-3;      // L2 penalty on the weights (of the standardised features)
+  uint64_t seed = 0;     // the split
   int max_iterations = 500;
 };
 
@@ -38,9 +38,9 @@ struct StyleProbe {
   ProbeOptions options;
   int64_t train_size = 0, test_size = 0;
   double train_accuracy = 0;
-  double holdout_accuracy = 0;           // NaN when nothing is held out
+  double holdout_accuracy = 0;  // NaN when nothing is held out
   std::vector<int64_t> test_per_class, correct_per_class;
-  int iterations = 0;                    // L-BFGS iterations run
+  int iterations = 0;  // L-BFGS iterations run
   double final_loss = 0;
 
   // features [N, D] (any float dtype or device) -> class probabilities [N, C] float32 (CPU).
