@@ -143,6 +143,8 @@ ImageRecord Pipeline::Impl::model_record() const {
 
 json Pipeline::describe() const { return impl_->model_record().model_json(); }
 
+const clip::QueryEncoder& Pipeline::query_encoder() const { return *impl_->encoder; }
+
 namespace {
 // Step 0: the request against the model (the CLI checks the same rules before loading).
 void validate_in_pipeline(const SampleRequest& req, int64_t width, int64_t height, int64_t mult,

@@ -11,6 +11,7 @@ void add_embed_command(CLI::App& app);
 void add_db_command(CLI::App& app);
 void add_sample_command(CLI::App& app);
 void add_sweep_command(CLI::App& app);
+void add_eval_command(CLI::App& app);
 void add_show_params_command(CLI::App& app);
 void add_demo_command(CLI::App& app);
 void add_world_command(CLI::App& app);

@@ -122,6 +122,7 @@ int main(int argc, char** argv) {
 
   rdm::cli::add_sample_command(app);
   rdm::cli::add_sweep_command(app);
+  rdm::cli::add_eval_command(app);
   rdm::cli::add_demo_command(app);
   rdm::cli::add_db_command(app);
   rdm::cli::add_embed_command(app);

@@ -244,4 +244,110 @@ RgbImage bar_chart(const std::vector<Bar>& bars, const PlotOptions& o) {
   return im;
 }
 
+RgbImage grouped_bar_chart(const std::vector<std::string>& groups, const std::vector<BarSeries>& series,
+                           const PlotOptions& o) {
+  check_size(o);
+  double lo = 0, hi = 0;
+  for (const auto& s : series) {
+    if (s.values.size() != groups.size() || (!s.low.empty() && s.low.size() != groups.size()) ||
+        (!s.high.empty() && s.high.size() != groups.size()))
+      fail("bar series '{}': {} values for {} groups", s.label, s.values.size(), groups.size());
+    for (const auto* v : {&s.values, &s.low, &s.high})
+      for (double x : *v)
+        if (std::isfinite(x)) lo = std::min(lo, x), hi = std::max(hi, x);
+  }
+  if (hi == lo) hi = lo + 1;
+  // The legend runs in one line above the plot area, right-aligned.
+  Frame f{64, 56, o.width - 16, o.height - 34, 0, 1, lo, hi + 0.05 * (hi - lo), false};
+  RgbImage im = canvas(o);
+  draw_axes(im, f, false);
+  const int ng = static_cast<int>(groups.size()), ns = static_cast<int>(series.size());
+  const double slot = ng > 0 ? static_cast<double>(f.right - f.left) / ng : 0;
+  const double bar = ns > 0 ? slot * 0.8 / ns : 0;
+  for (int g = 0; g < ng; ++g) {
+    const double x0 = f.left + slot * g + slot * 0.1;
+    for (int si = 0; si < ns; ++si) {
+      const auto& s = series[static_cast<size_t>(si)];
+      const Rgb c = pick(s.rgb, static_cast<size_t>(si));
+      const int xa = static_cast<int>(std::lround(x0 + bar * si));
+      const int xb = static_cast<int>(std::lround(x0 + bar * (si + 1))) - 1;
+      const double v = s.values[static_cast<size_t>(g)];
+      if (std::isfinite(v)) fill_rect(im, xa, f.py(std::max(0.0, v)), xb, f.py(std::min(0.0, v)) + 1, c);
+      if (!s.low.empty() && !s.high.empty()) {
+        const double l = s.low[static_cast<size_t>(g)], h = s.high[static_cast<size_t>(g)];
+        if (std::isfinite(l) && std::isfinite(h)) {
+          const int xm = (xa + xb) / 2, w = std::max(1, (xb - xa) / 4);
+          line(im, xm, f.py(l), xm, f.py(h), kAxis);
+          line(im, xm - w, f.py(l), xm + w, f.py(l), kAxis);
+          line(im, xm - w, f.py(h), xm + w, f.py(h), kAxis);
+        }
+      }
+    }
+    std::string label = groups[static_cast<size_t>(g)];
+    while (!label.empty() && text_width(label) > static_cast<int>(slot) - 2) label.pop_back();
+    text(im, label, static_cast<int>(std::lround(f.left + slot * (g + 0.5))), f.bottom + 17, 1);
+  }
+  line(im, f.left, f.py(0), f.right, f.py(0), kAxis);
+  int lx = f.right;
+  for (int si = ns - 1; si >= 0; --si) {
+    const auto& s = series[static_cast<size_t>(si)];
+    if (s.label.empty()) continue;
+    lx -= text_width(s.label);
+    text(im, s.label, lx, 40);
+    fill_rect(im, lx - 18, 30, lx - 4, 41, pick(s.rgb, static_cast<size_t>(si)));
+    lx -= 30;
+  }
+  draw_titles(im, o, f);
+  return im;
+}
+
+RgbImage heat_map(const HeatMap& m) {
+  const int nr = static_cast<int>(m.rows.size()), nc = static_cast<int>(m.columns.size());
+  if (static_cast<int>(m.values.size()) != nr)
+    fail("heat map: {} rows of values for {} row labels", m.values.size(), nr);
+  for (const auto& r : m.values)
+    if (static_cast<int>(r.size()) != nc) fail("heat map: a row has {} values for {} columns", r.size(), nc);
+  const int cell = std::max(24, m.cell);
+  bool numbered = false;
+  for (const auto& c : m.columns) numbered = numbered || text_width(c) > cell - 4;
+  std::vector<std::string> rows = m.rows, cols = m.columns;
+  if (numbered)
+    for (int i = 0; i < std::max(nr, nc); ++i) {
+      if (i < nr) rows[static_cast<size_t>(i)] = fmt::format("{} {}", i + 1, m.rows[static_cast<size_t>(i)]);
+      if (i < nc) cols[static_cast<size_t>(i)] = std::to_string(i + 1);
+    }
+  int label_w = text_width(m.row_title);
+  for (const auto& r : rows) label_w = std::max(label_w, text_width(r));
+  const int left = label_w + 16, top = 64;
+  const int width = std::max(left + nc * cell + 16, text_width(m.title) + 16);
+  const int height = top + nr * cell + 16;
+  if (width > 4096 || height > 4096) fail("heat map of {}x{} cells is too large to draw", nr, nc);
+  RgbImage im(height, width, 255);
+  double vmax = 0;
+  for (const auto& r : m.values)
+    for (double v : r)
+      if (std::isfinite(v)) vmax = std::max(vmax, v);
+  const Rgb dark{8, 48, 107};
+  for (int i = 0; i < nr; ++i) {
+    for (int j = 0; j < nc; ++j) {
+      const double v = m.values[static_cast<size_t>(i)][static_cast<size_t>(j)];
+      const double t = std::isfinite(v) && vmax > 0 ? std::clamp(v / vmax, 0.0, 1.0) : 0.0;
+      Rgb c;
+      for (int k = 0; k < 3; ++k) c[k] = static_cast<uint8_t>(std::lround(255 + (dark[k] - 255) * t));
+      const int x = left + j * cell, y = top + i * cell;
+      fill_rect(im, x, y, x + cell, y + cell, c);
+      const std::string s = std::isfinite(v) ? fmt::format("{:.3g}", v) : "-";
+      text(im, s, x + cell / 2, y + cell / 2 + 5, 1, t > 0.5 ? Rgb{255, 255, 255} : kText);
+    }
+    text(im, rows[static_cast<size_t>(i)], left - 8, top + i * cell + cell / 2 + 5, 2);
+  }
+  for (int j = 0; j < nc; ++j) text(im, cols[static_cast<size_t>(j)], left + j * cell + cell / 2, top - 8, 1);
+  for (int k = 0; k <= nr; ++k) line(im, left, top + k * cell, left + nc * cell, top + k * cell, kGrid);
+  for (int k = 0; k <= nc; ++k) line(im, left + k * cell, top, left + k * cell, top + nr * cell, kGrid);
+  if (!m.title.empty()) text(im, m.title, width / 2, 18, 1);
+  if (!m.column_title.empty()) text(im, m.column_title, left + nc * cell / 2, 40, 1);
+  if (!m.row_title.empty()) text(im, m.row_title, 8, top - 8);
+  return im;
+}
+
 }  // namespace rdm::image

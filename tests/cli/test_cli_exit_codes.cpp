@@ -26,7 +26,7 @@ std::string vocab() { return quote((fs::path(env("RDM_GOLDEN_DIR")) / "clip" / "
 
 const std::vector<std::string> kSubcommands = {"sample",    "sweep",     "demo",      "db build", "db import",
                                                "db merge",  "db info",   "db search", "embed",    "show-params",
-                                               "inspect",   "selftest"};
+                                               "inspect",   "selftest",  "eval"};
 }  // namespace
 
 TEST(CliExitCodes, HelpAndVersionExitZero) {

@@ -29,6 +29,10 @@
 #include "rdm/app/request.hpp"
 #include "rdm/image/png.hpp"
 
+namespace rdm::clip {
+class QueryEncoder;
+}
+
 namespace rdm {
 
 // Where the model files are (see model_paths.hpp for resolving names).
@@ -94,6 +98,9 @@ class Pipeline {
   std::string device() const;     // "cpu", "cuda:0"
   std::string precision() const;  // "fp32", ...
   nlohmann::json describe() const;  // model, clip, vocab paths, hashes, identities (ImageRecord::model_json)
+  // The CLIP (with its tokenizer) the pipeline embeds queries with (`rdm eval` embeds its
+  // images and prompts with it too).
+  const clip::QueryEncoder& query_encoder() const;
 
   struct Impl;
 
