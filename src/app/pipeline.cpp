@@ -92,7 +92,7 @@ Pipeline Pipeline::load(const PipelinePaths& paths, const PipelineOptions& optio
   auto impl = std::make_unique<Impl>();
   impl->paths = paths;
   impl->device = parse_device(options.device);
-  impl->dtype = parse_precision(options.precision);
+  impl->dtype = parse_precision(options.precision, impl->device);
   if (impl->device.is_cpu() && impl->dtype == torch::kFloat16)
     fail("precision fp16 needs a CUDA device (CPU kernels lack half-precision convolutions); use bf16 or fp32");
 

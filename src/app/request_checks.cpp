@@ -188,7 +188,8 @@ void check_memory(int64_t width, int64_t height, int64_t batch, const ModelFacts
   if (machine.available <= 0) return;  // unknown (no /proc/meminfo)
   if (!is_cpu_device(device)) return;
   const int64_t w = width > 0 ? width : facts.native_width, h = height > 0 ? height : facts.native_height;
-  const MemoryEstimate e = estimate_activation_memory(facts.config, w, h, batch, precision == "fp32" ? 4 : 2);
+  const MemoryEstimate e = estimate_activation_memory(facts.config, w, h, batch,
+                                                        parse_precision(precision) == torch::kFloat32 ? 4 : 2);
   constexpr double GiB = 1024.0 * 1024.0 * 1024.0;
   if (e.peak() > machine.available)
     fail("{}: a {}x{} image needs about {:.1f} GiB of working memory (UNet {:.1f} GiB, decoder {:.1f} GiB; "

@@ -83,7 +83,7 @@ struct ModelOptions {
     return resolve_vocab(vocab, clip_weights);
   }
   torch::Device torch_device() const { return parse_device(device); }
-  torch::Dtype dtype() const { return parse_precision(precision); }
+  torch::Dtype dtype() const { return parse_precision(precision, parse_device(device)); }
 };
 
 // CLI11 validators applying the rules of request_checks.hpp to option values (usage errors).

@@ -205,7 +205,8 @@ void check_build_options(const BuildOptions& opt) {
 clip::QueryEncoder load_encoder(const BuildOptions& opt, const fs::path& root, Store& store) {
   auto tl = Clock::now();
   clip::QueryEncoder encoder =
-      clip::QueryEncoder::load(opt.clip, {}, parse_device(opt.device), parse_precision(opt.precision));
+      clip::QueryEncoder::load(opt.clip, {}, parse_device(opt.device),
+                               parse_precision(opt.precision, parse_device(opt.device)));
   const clip::ClipModel& model = encoder.model();
   const auto& cfg = model.config();
   spdlog::info("CLIP '{}' loaded in {:.2f} s (embed dim {}, resolution {})", model.identity(),
@@ -410,7 +411,7 @@ BuildReport build_database(const BuildOptions& opt, const BuildProgressFn& progr
   // 1. Options; the store (locked; leftovers of interrupted writes removed).
   check_build_options(opt);
   preprocess_variant(opt.preprocess);
-  parse_precision(opt.precision);
+  parse_precision(opt.precision, parse_device(opt.device));
   embeddings_dtype(opt.index.dtype);
   if (!fs::is_directory(opt.images))
     fail("image folder '{}' does not exist or is not a folder", opt.images.string());

@@ -1,14 +1,19 @@
 // --device and --precision (see device.hpp).
 #include "rdm/runtime/device.hpp"
 
+#include <spdlog/spdlog.h>
 #include <torch/cuda.h>
+
+#include <atomic>
+#include <fstream>
+#include <sstream>
 
 #include "rdm/runtime/error.hpp"
 
 namespace rdm {
 
 const std::vector<std::string>& precision_names() {
-  static const std::vector<std::string> names = {"fp32", "fp16", "bf16"};
+  static const std::vector<std::string> names = {"fp32", "fp16", "bf16", "auto"};
   return names;
 }
 
@@ -34,11 +39,37 @@ torch::Device parse_device(const std::string& spec) {
   fail("device '{}' is not one of {}", spec, kDeviceChoices);
 }
 
-torch::Dtype parse_precision(const std::string& p) {
+bool cpu_has_native_bf16() {
+  static const bool has = [] {
+    std::ifstream f("/proc/cpuinfo");
+    std::string line;
+    while (std::getline(f, line)) {
+      if (line.rfind("flags", 0) != 0) continue;
+      std::istringstream words(line);
+      for (std::string w; words >> w;)
+        if (w == "avx512_bf16" || w == "amx_bf16") return true;
+      return false;  // the first CPU's flags decide
+    }
+    return false;
+  }();
+  return has;
+}
+
+torch::Dtype parse_precision(const std::string& p, const torch::Device& device) {
   if (p == "fp32" || p == "float32") return torch::kFloat32;
   if (p == "fp16" || p == "float16") return torch::kFloat16;
-  if (p == "bf16" || p == "bfloat16") return torch::kBFloat16;
-  fail("precision '{}' is not one of fp32, fp16, bf16", p);
+  if (p == "bf16" || p == "bfloat16") {
+    static std::atomic<bool> warned{false};
+    if (device.is_cpu() && !cpu_has_native_bf16() && !warned.exchange(true))
+      spdlog::warn("precision bf16: this CPU has no native bf16 (AVX512-BF16 or AMX), so bf16 is emulated and "
+                   "runs many times slower than fp32; use --precision fp32 (or auto, which picks fp32 here)");
+    return torch::kBFloat16;
+  }
+  if (p == "auto") {
+    if (device.is_cuda()) return torch::kFloat16;
+    return cpu_has_native_bf16() ? torch::kBFloat16 : torch::kFloat32;
+  }
+  fail("precision '{}' is not one of fp32, fp16, bf16, auto", p);
 }
 
 std::string precision_name(torch::Dtype d) {
