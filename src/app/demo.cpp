@@ -281,7 +281,9 @@ DemoReport run_demo(const DemoOptions& options, const SampleProgressFn& progress
   DemoReport rep;
   rep.prompts = o.prompts;
   rep.random_model = o.random_model;
-  rep.paths = o.random_model ? DemoPaths::under(o.out) : DemoPaths::trained(o.out, o.model, o.styles);
+  // The trained model's files, found as `--model DIR` finds them (rdm.json names its CLIP).
+  const PipelinePaths trained = o.random_model ? PipelinePaths{} : resolve_model_paths(o.model.string());
+  rep.paths = o.random_model ? DemoPaths::under(o.out) : DemoPaths::trained(o.out, trained, o.styles);
   const DemoPaths& P = rep.paths;
   // The demo folder is ours to rewrite; refuse a non-empty folder made by something else.
   const fs::path marker = o.out / ".rdm-demo";
@@ -298,11 +300,7 @@ DemoReport run_demo(const DemoOptions& options, const SampleProgressFn& progress
     spdlog::info("demo: random-weight RDM, CLIP and vocabulary written to '{}' ({:.2f} s)", P.models.string(),
                  rep.seconds["models"]);
   } else {
-    for (const auto& f : {P.model_dir / "model.safetensors", P.model_dir / "config.yaml", P.clip, P.vocab})
-      if (!fs::is_regular_file(f))
-        fail("demo: the tiny model '{}' lacks '{}' (scripts/train_tiny.sh makes it)", P.model_dir.string(),
-             f.filename().string());
-    spdlog::info("demo: tiny trained model '{}'", P.model_dir.string());
+    spdlog::info("demo: trained model '{}'", trained.model.string());
   }
 
   // 2. Pictures and one database per style.
@@ -317,8 +315,9 @@ DemoReport run_demo(const DemoOptions& options, const SampleProgressFn& progress
 
   // 3. Every prompt x style through the sweep (gallery + contact sheets).
   t0 = Clock::now();
-  const fs::path config = o.random_model ? P.model_dir / "config.json" : P.model_dir / "config.yaml";
-  PipelinePaths pp{P.model_dir / "model.safetensors", config, P.clip, P.vocab};
+  const PipelinePaths pp =
+      o.random_model ? PipelinePaths{P.model_dir / "model.safetensors", P.model_dir / "config.json", P.clip, P.vocab}
+                     : trained;
   auto pipeline = Pipeline::load(pp, {o.device, o.precision});
   SampleRequest defaults;
   defaults.steps = o.steps;

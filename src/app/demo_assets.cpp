@@ -14,33 +14,34 @@
 namespace rdm::demo {
 namespace fs = std::filesystem;
 
-DemoPaths DemoPaths::under(const fs::path& root) {
+namespace {
+// Pictures, databases and outputs of `styles` under root (the models are set by the caller).
+DemoPaths outputs_under(const fs::path& root, const std::vector<std::string>& styles) {
   DemoPaths p;
   p.root = root;
-  p.models = root / "models";
-  p.model_dir = p.models / "rdm" / "tiny";
-  p.clip = p.models / "clip" / "tiny-clip.safetensors";
-  p.vocab = p.models / "clip" / "tiny-clip.vocab.txt.gz";
-  p.images = root / "images";
-  p.databases = root / "databases";
-  p.outputs = root / "outputs";
-  p.styles = style_names();
-  for (const auto& s : p.styles) p.style_databases.push_back(p.databases / s);
-  return p;
-}
-
-DemoPaths DemoPaths::trained(const fs::path& root, const fs::path& model, const std::vector<std::string>& styles) {
-  DemoPaths p;
-  p.root = root;
-  p.models = model;
-  p.model_dir = model;
-  p.clip = model / "clip.safetensors";
-  p.vocab = model / "clip.vocab.txt.gz";
   p.images = root / "images";
   p.databases = root / "databases";
   p.outputs = root / "outputs";
   p.styles = styles;
   for (const auto& s : styles) p.style_databases.push_back(p.databases / s);
+  return p;
+}
+}  // namespace
+
+DemoPaths DemoPaths::under(const fs::path& root) {
+  DemoPaths p = outputs_under(root, style_names());
+  p.models = root / "models";
+  p.model_dir = p.models / "rdm" / "tiny";
+  p.clip = p.models / "clip" / "tiny-clip.safetensors";
+  p.vocab = p.models / "clip" / "tiny-clip.vocab.txt.gz";
+  return p;
+}
+
+DemoPaths DemoPaths::trained(const fs::path& root, const PipelinePaths& model, const std::vector<std::string>& styles) {
+  DemoPaths p = outputs_under(root, styles);
+  p.models = p.model_dir = model.model.parent_path();
+  p.clip = model.clip;
+  p.vocab = model.vocab;
   return p;
 }
 

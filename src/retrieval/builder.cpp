@@ -204,9 +204,8 @@ void check_build_options(const BuildOptions& opt) {
 //    the same ones).
 clip::QueryEncoder load_encoder(const BuildOptions& opt, const fs::path& root, Store& store) {
   auto tl = Clock::now();
-  clip::QueryEncoder encoder =
-      clip::QueryEncoder::load(opt.clip, {}, parse_device(opt.device),
-                               parse_precision(opt.precision, parse_device(opt.device)));
+  const torch::Device device = parse_device(opt.device);
+  clip::QueryEncoder encoder = clip::QueryEncoder::load(opt.clip, {}, device, parse_precision(opt.precision, device));
   const clip::ClipModel& model = encoder.model();
   const auto& cfg = model.config();
   spdlog::info("CLIP '{}' loaded in {:.2f} s (embed dim {}, resolution {})", model.identity(),

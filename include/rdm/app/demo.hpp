@@ -46,9 +46,9 @@ struct DemoPaths {
   std::vector<std::filesystem::path> style_databases;  // one per style
   // The random-weight fixture's layout: models under root/models, the pattern styles.
   static DemoPaths under(const std::filesystem::path& root);
-  // A trained model folder (model.safetensors, config.yaml, clip.safetensors, clip.vocab.txt.gz)
-  // and world styles; images, databases and outputs under root.
-  static DemoPaths trained(const std::filesystem::path& root, const std::filesystem::path& model,
+  // A trained model (its files as resolve_model_paths finds them) and world styles; images,
+  // databases and outputs under root.
+  static DemoPaths trained(const std::filesystem::path& root, const PipelinePaths& model,
                            const std::vector<std::string>& styles);
 };
 
