@@ -94,6 +94,7 @@ json Plan::to_json() const {
           {"prompts", prompts},
           {"styles", st},
           {"seeds", seeds},
+          {"modes", modes},
           {"sampling",
            {{"k", r.k},
             {"sampler", r.sampler},
@@ -118,6 +119,7 @@ Plan Plan::from_json(const json& j, const std::string& where) {
   try {
     p.prompts = j.at("prompts").get<std::vector<std::string>>();
     for (const auto& v : j.at("seeds")) p.seeds.push_back(json_seed(v, where));
+    if (j.contains("modes")) p.modes = j.at("modes").get<std::vector<std::string>>();  // older plans: all
     std::vector<std::string> dirs;
     for (const auto& s : j.at("styles")) dirs.push_back(s.at("dir").get<std::string>());
     p.styles = resolve_styles(dirs);
@@ -146,6 +148,14 @@ void Plan::validate() const {
   if (seeds.empty()) fail("an eval needs at least one seed");
   if (std::set<uint64_t>(seeds.begin(), seeds.end()).size() != seeds.size()) fail("--seeds: a seed is given twice");
   if (styles.size() < 2) fail("an eval needs at least 2 style databases");
+  if (modes.empty()) fail("--modes: give at least one of retrieval, postfix, text");
+  for (size_t i = 0; i < modes.size(); ++i) {
+    if (std::find(mode_names().begin(), mode_names().end(), modes[i]) == mode_names().end())
+      fail("--modes: unknown mode '{}' (retrieval, postfix, text)", modes[i]);
+    if (std::find(modes.begin(), modes.begin() + static_cast<std::ptrdiff_t>(i), modes[i]) !=
+        modes.begin() + static_cast<std::ptrdiff_t>(i))
+      fail("--modes: '{}' is given twice", modes[i]);
+  }
   if (sampling.k < 1) fail("-k {}: retrieval needs at least one neighbour", sampling.k);
   for (const auto& s : styles)
     if (sampling.k > s.size)
@@ -166,8 +176,8 @@ void write_plan(const Plan& plan, const fs::path& out) {
   if (fs::exists(file)) {
     const json old = json::parse(io::read_file(file), nullptr, false);
     if (old.is_discarded()) fail("'{}' is not valid JSON (delete it to start the eval afresh)", file.string());
-    for (const char* key : {"prompts", "styles", "seeds", "sampling", "model"})
-      if (old.value(key, json()) != now[key])
+    for (const char* key : {"prompts", "styles", "seeds", "modes", "sampling", "model"})
+      if (old.value(key, key == std::string("modes") ? json(mode_names()) : json()) != now[key])
         fail(
             "'{}' belongs to another eval (its {} differ from this command's): use another --out, or give only "
             "--out to continue that eval",
@@ -186,6 +196,7 @@ std::vector<Job> plan_jobs(const Plan& plan) {
   base.no_retrieval = false;
   base.style.clear();
   base.image_prompt.reset();
+  auto has = [&](const char* m) { return std::find(plan.modes.begin(), plan.modes.end(), m) != plan.modes.end(); };
   std::vector<Job> jobs;
   for (size_t p = 0; p < plan.prompts.size(); ++p)
     for (uint64_t seed : plan.seeds) {
@@ -193,16 +204,21 @@ std::vector<Job> plan_jobs(const Plan& plan) {
       r.prompt = plan.prompts[p];
       r.seed = seed;
       const std::string where = fmt::format("prompt {} seed {}", p + 1, seed);
-      jobs.push_back({"text", p, -1, seed, SweepJob{r, where + " text"}});
+      if (has("text")) jobs.push_back({"text", p, -1, seed, SweepJob{r, where + " text"}});
       for (size_t s = 0; s < plan.styles.size(); ++s) {
         const Style& st = plan.styles[s];
-        SampleRequest rr = r;
-        rr.databases = {DatabaseChoice{st.dir, 1.0, st.dir.string()}};
-        jobs.push_back({"retrieval", p, static_cast<int64_t>(s), seed, SweepJob{rr, where + " retrieval " + st.name}});
-        SampleRequest pr = r;
-        pr.no_retrieval = true;
-        pr.style = st.postfix;
-        jobs.push_back({"postfix", p, static_cast<int64_t>(s), seed, SweepJob{pr, where + " postfix " + st.name}});
+        if (has("retrieval")) {
+          SampleRequest rr = r;
+          rr.databases = {DatabaseChoice{st.dir, 1.0, st.dir.string()}};
+          jobs.push_back(
+              {"retrieval", p, static_cast<int64_t>(s), seed, SweepJob{rr, where + " retrieval " + st.name}});
+        }
+        if (has("postfix")) {
+          SampleRequest pr = r;
+          pr.no_retrieval = true;
+          pr.style = st.postfix;
+          jobs.push_back({"postfix", p, static_cast<int64_t>(s), seed, SweepJob{pr, where + " postfix " + st.name}});
+        }
       }
     }
   return jobs;

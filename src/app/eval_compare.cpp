@@ -68,15 +68,23 @@ std::string summary_table(const json& e) {
   const json& c = e["classifier"];
   std::string out = fmt::format("style classifier (linear probe): held-out accuracy {} on {} images (chance {})\n",
                                 fixed(c["holdout_accuracy"]), c.value("test_size", int64_t(0)), fixed(c["chance"]));
+  const bool against = e.contains("against") && e["against"].is_object();
   out += pad("style", w) + pad("mode", 11) + pad("n", 6) + pad("accuracy", 10) + pad("95% CI", 17) + pad("content", 9) +
-         pad("content acc", 13) + pad("diversity", 11) + "s/image\n";
+         pad("content acc", 13) + pad("diversity", 11) + (against ? "PSNR   ref sim  " : "") + "s/image\n";
   for (const char* table : {"rows", "overall"})
     for (const auto& r : e[table])
       out += pad(r["style"].get<std::string>(), w) + pad(r["mode"].get<std::string>(), 11) +
              pad(std::to_string(r["n"].get<int64_t>()), 6) + pad(fixed(r["accuracy"]), 10) +
              pad("[" + fixed(r["ci95"][0]) + ", " + fixed(r["ci95"][1]) + "]", 17) +
              pad(fixed(r["content_similarity"]), 9) + pad(fixed(r["content_accuracy"]), 13) +
-             pad(fixed(r["diversity"]), 11) + fixed(r["seconds_per_image"], 2) + "\n";
+             pad(fixed(r["diversity"]), 11) +
+             (against ? pad(fixed(r.value("psnr", json()), 2), 7) + pad(fixed(r.value("reference_similarity", json())), 9)
+                      : std::string()) +
+             fixed(r["seconds_per_image"], 2) + "\n";
+  if (against)
+    out += fmt::format("PSNR (dB) and CLIP similarity against {} with {} steps in '{}'\n",
+                       e["against"].value("sampler", "?"), e["against"].value("steps", int64_t(0)),
+                       e["against"].value("dir", "?"));
   return out;
 }
 

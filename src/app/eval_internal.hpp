@@ -2,7 +2,9 @@
 // eval_compare.cpp): number formatting and the HTML page.
 #pragma once
 #include <cmath>
+#include <filesystem>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 #include <spdlog/fmt/fmt.h>
@@ -20,5 +22,22 @@ inline std::string fixed(const nlohmann::json& v, int decimals = 3) {
 
 // report.html of an eval.json (the PNGs and images linked relatively).
 std::string report_html(const nlohmann::json& eval);
+
+}  // namespace rdm::eval::detail
+
+#include "rdm/app/eval.hpp"
+#include "rdm/image/image.hpp"
+
+namespace rdm::eval::detail {
+
+// PSNR in dB of two 8-bit RGB images of one size (100 dB when identical); rdm::Error naming
+// `where` when the sizes differ.
+double psnr_8bit(const image::RgbImage& a, const image::RgbImage& b, const std::string& where);
+
+// For each job, the image of the same mode, prompt text, style name and seed in the eval folder
+// `against` (an empty path where it has none). rdm::Error naming the folder when it holds no
+// eval or no counterpart at all (eval_against.cpp).
+std::vector<std::filesystem::path> reference_images(const Plan& plan, const std::vector<const Job*>& jobs,
+                                                    const std::filesystem::path& against);
 
 }  // namespace rdm::eval::detail

@@ -38,6 +38,9 @@ struct Scored {
   double content = kNaN;  // cosine similarity to its own (bare) prompt
   int64_t nearest = -1;   // the prompt its embedding is closest to
   double seconds = kNaN;  // encode + retrieve + sample + decode, from the sidecar
+  fs::path reference;           // --against: the reference's image of the same job
+  double psnr = kNaN;           // --against: PSNR against it (dB)
+  double ref_similarity = kNaN;  // --against: CLIP image cosine similarity to it
 };
 
 // Seconds the image took (its sidecar's timings); NaN when they are not recorded.
@@ -110,6 +113,15 @@ json row_json(const std::string& style, const std::string& mode, const std::vect
   const double var = distinct.size() > 1 ? (sum2 - static_cast<double>(distinct.size()) * m * m) /
                                                static_cast<double>(distinct.size() - 1)
                                          : kNaN;
+  double psum = 0, psum2 = 0, rsum = 0;
+  int64_t n_ref = 0;
+  for (size_t i : distinct)
+    if (std::isfinite(scored[i].psnr))
+      psum += scored[i].psnr, psum2 += scored[i].psnr * scored[i].psnr, rsum += scored[i].ref_similarity, ++n_ref;
+  const double pm = n_ref ? psum / static_cast<double>(n_ref) : kNaN;
+  const double pvar = n_ref > 1 ? std::max(0.0, (psum2 - static_cast<double>(n_ref) * pm * pm) /
+                                                    static_cast<double>(n_ref - 1))
+                                : kNaN;
   double div = 0;
   int64_t n_div = 0;
   for (const auto& [key, idx] : groups)
@@ -130,7 +142,11 @@ json row_json(const std::string& style, const std::string& mode, const std::vect
                                    ? json(static_cast<double>(content_hits) / static_cast<double>(distinct.size()))
                                    : json(nullptr)},
           {"diversity", n_div ? json(div / static_cast<double>(n_div)) : json(nullptr)},
-          {"seconds_per_image", n_secs ? json(secs / static_cast<double>(n_secs)) : json(nullptr)}};
+          {"seconds_per_image", n_secs ? json(secs / static_cast<double>(n_secs)) : json(nullptr)},
+          {"reference_n", n_ref},
+          {"psnr", number(pm)},
+          {"psnr_sd", number(std::sqrt(pvar))},
+          {"reference_similarity", n_ref ? json(rsum / static_cast<double>(n_ref)) : json(nullptr)}};
 }
 
 struct Tables {
@@ -140,7 +156,7 @@ struct Tables {
 Tables make_tables(const Plan& plan, const std::vector<Scored>& scored, const torch::Tensor& emb) {
   Tables t;
   const size_t S = plan.styles.size();
-  for (const auto& mode : mode_names()) {
+  for (const auto& mode : plan.modes) {
     std::vector<std::pair<size_t, int64_t>> all;
     std::vector<std::vector<int64_t>> matrix(S, std::vector<int64_t>(S, 0));
     for (size_t s = 0; s < S; ++s) {
@@ -174,7 +190,10 @@ json image_json(const Plan& plan, const Scored& s, const fs::path& out) {
           {"probabilities", s.probabilities},
           {"content_similarity", number(s.content)},
           {"nearest_prompt", s.nearest},
-          {"seconds", number(s.seconds)}};
+          {"seconds", number(s.seconds)},
+          {"reference", s.reference.empty() ? json(nullptr) : json(s.reference.string())},
+          {"psnr", number(s.psnr)},
+          {"reference_similarity", number(s.ref_similarity)}};
 }
 
 std::string csv_field(const std::string& s) {
@@ -187,14 +206,15 @@ std::string csv_field(const std::string& s) {
 std::string eval_csv(const json& eval) {
   std::string out =
       "style,mode,n,correct,accuracy,ci95_low,ci95_high,content_similarity,content_accuracy,diversity,"
-      "seconds_per_image\n";
+      "seconds_per_image,psnr,reference_similarity\n";
   auto num = [](const json& v) { return v.is_number() ? fmt::format("{:.6g}", v.get<double>()) : std::string(); };
   for (const char* table : {"rows", "overall"})
     for (const auto& r : eval[table])
-      out += fmt::format("{},{},{},{},{},{},{},{},{},{},{}\n", csv_field(r["style"].get<std::string>()),
+      out += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{}\n", csv_field(r["style"].get<std::string>()),
                          r["mode"].get<std::string>(), r["n"].get<int64_t>(), r["correct"].get<int64_t>(),
                          num(r["accuracy"]), num(r["ci95"][0]), num(r["ci95"][1]), num(r["content_similarity"]),
-                         num(r["content_accuracy"]), num(r["diversity"]), num(r["seconds_per_image"]));
+                         num(r["content_accuracy"]), num(r["diversity"]), num(r["seconds_per_image"]),
+                         num(r.value("psnr", json())), num(r.value("reference_similarity", json())));
   return out;
 }
 
@@ -202,7 +222,7 @@ std::string eval_csv(const json& eval) {
 void write_figures(const json& eval, const fs::path& out, ReportFiles& files) {
   const auto styles = eval["styles"].get<std::vector<std::string>>();
   std::vector<image::BarSeries> series;
-  for (const auto& mode : mode_names()) {
+  for (const auto& mode : eval["modes"].get<std::vector<std::string>>()) {
     image::BarSeries s;
     s.label = mode;
     for (const auto& r : eval["rows"])
@@ -220,7 +240,7 @@ void write_figures(const json& eval, const fs::path& out, ReportFiles& files) {
   po.y_label = "accuracy";
   files.accuracy_png = out / "accuracy.png";
   image::write_png(files.accuracy_png, image::grouped_bar_chart(styles, series, po));
-  for (const auto& mode : mode_names()) {
+  for (const auto& mode : eval["modes"].get<std::vector<std::string>>()) {
     image::HeatMap hm;
     hm.title = "confusion: " + mode + " mode";
     hm.row_title = "style asked for";
@@ -281,6 +301,40 @@ void score_images(std::vector<Scored>& scored, const StyleProbe& probe, const to
     scored[i].nearest = nearest[row].item<int64_t>();
   }
 }
+
+// --against: PSNR and CLIP similarity of each image to the reference's image of the same job;
+// returns what the reference eval sampled with (eval.json's "against").
+json score_against(const Plan& plan, std::vector<Scored>& scored, const torch::Tensor& emb,
+                   const clip::QueryEncoder& encoder, clip::Preprocess preprocess, const fs::path& against) {
+  std::vector<const Job*> jobs;
+  for (const auto& s : scored) jobs.push_back(s.job);
+  const std::vector<fs::path> refs = detail::reference_images(plan, jobs, against);
+  std::vector<fs::path> present;
+  std::vector<int64_t> at;
+  for (size_t i = 0; i < refs.size(); ++i)
+    if (!refs[i].empty()) present.push_back(refs[i]), at.push_back(static_cast<int64_t>(i));
+  const torch::Tensor ref_emb = embed_images(encoder, present, preprocess);
+  const torch::Tensor sims =
+      torch::cosine_similarity(emb.index_select(0, torch::tensor(at)), ref_emb, 1).to(torch::kFloat64).contiguous();
+  for (size_t k = 0; k < at.size(); ++k) {
+    Scored& s = scored[static_cast<size_t>(at[k])];
+    s.reference = present[k];
+    s.ref_similarity = sims[static_cast<int64_t>(k)].item<double>();
+    s.psnr = detail::psnr_8bit(image::read_png(s.file).image, image::read_png(present[k]).image,
+                               "'" + s.file.string() + "'");
+  }
+  const Plan ref = *read_plan(against);
+  const SampleRequest& r = ref.sampling;
+  fs::path dir = fs::absolute(against).lexically_normal();
+  if (!dir.has_filename()) dir = dir.parent_path();  // "ref/" -> "ref"
+  return {{"dir", dir.string()},
+          {"images", present.size()},
+          {"sampler", r.sampler},
+          {"spacing", r.spacing},
+          {"steps", r.steps},
+          {"eta", r.eta},
+          {"scale", r.scale}};
+}
 }  // namespace
 
 ReportFiles write_report(const Plan& plan, const std::vector<Job>& jobs, const clip::QueryEncoder& encoder,
@@ -305,17 +359,21 @@ ReportFiles write_report(const Plan& plan, const std::vector<Job>& jobs, const c
   std::vector<fs::path> paths;
   for (const auto& s : scored) paths.push_back(s.file);
   c10::InferenceMode guard;
-  const torch::Tensor emb = embed_images(
-      encoder, paths, plan.styles.front().preprocess == "rdm" ? clip::Preprocess::Rdm : clip::Preprocess::Clip);
+  const clip::Preprocess how =
+      plan.styles.front().preprocess == "rdm" ? clip::Preprocess::Rdm : clip::Preprocess::Clip;
+  const torch::Tensor emb = embed_images(encoder, paths, how);
   const torch::Tensor text = encoder.encode_texts(plan.prompts, /*truncate=*/true, 64).to(torch::kCPU);
   score_images(scored, probe, emb, text);
+  json against;
+  if (!options.against.empty()) against = score_against(plan, scored, emb, encoder, how, options.against);
   const Tables t = make_tables(plan, scored, emb);
 
   json eval = {{"kind", "rdm-eval"},
                {"version", 1},
                {"created", retrieval::utc_now()},
                {"plan", plan.to_json()},
-               {"modes", mode_names()}};
+               {"modes", plan.modes}};
+  if (!against.is_null()) eval["against"] = against;
   eval["styles"] = json::array();
   for (const auto& s : plan.styles) eval["styles"].push_back(s.name);
   eval["postfix"] = json::object();
@@ -328,7 +386,7 @@ ReportFiles write_report(const Plan& plan, const std::vector<Job>& jobs, const c
   eval["images"] = json::array();
   for (const auto& s : scored) eval["images"].push_back(image_json(plan, s, out));
   eval["files"] = {{"csv", "eval.csv"}, {"html", "report.html"}, {"accuracy", "accuracy.png"}};
-  for (const auto& mode : mode_names()) eval["files"]["confusion"][mode] = "confusion-" + mode + ".png";
+  for (const auto& mode : plan.modes) eval["files"]["confusion"][mode] = "confusion-" + mode + ".png";
 
   write_figures(eval, out, files);
   files.csv = out / "eval.csv";

@@ -42,14 +42,18 @@ struct EvalOpts {
   std::string shard = "0/1";
   bool report_only = false, allow_missing = false, json_out = false;
   std::vector<std::string> compare;
+  std::vector<std::string> modes = eval::mode_names();
+  std::string against;
+  std::vector<std::string> tabulate;
+  std::string plot;
   eval::ProbeOptions probe;
   ModelOptions model;
 };
 
 // Options that state the plan; without --databases and prompts the plan comes from OUT.
-const char* const kPlanOptions[] = {"--seeds",   "--n-seeds", "--seed",   "--knn",   "--sampler",
-                                    "--spacing", "--steps",   "--eta",    "--scale", "--width",
-                                    "--height",  "--model",   "--config", "--clip",  "--vocab"};
+const char* const kPlanOptions[] = {"--seeds",  "--n-seeds", "--seed",   "--knn",  "--sampler", "--spacing",
+                                    "--steps",  "--eta",     "--scale",  "--width", "--height", "--model",
+                                    "--config", "--clip",    "--vocab",  "--modes"};
 
 // One bar over every image of this shard: images done (skipped ones included), steps of the
 // running one, ETA from this run's pace. A line per image when stderr is not a terminal.
@@ -100,6 +104,7 @@ eval::Plan plan_from_options(const EvalOpts& o) {
   if (plan.seeds.empty())
     for (int64_t i = 0; i < o.n_seeds; ++i) plan.seeds.push_back(o.sampling.seed + static_cast<uint64_t>(i));
   plan.sampling = o.sampling;
+  plan.modes = o.modes;
   const PipelinePaths p = o.model.paths();
   auto abs = [](const fs::path& f) { return fs::absolute(f).lexically_normal(); };
   plan.model = {abs(p.model), abs(p.config), abs(p.clip), abs(p.vocab)};
@@ -159,20 +164,29 @@ void run(EvalOpts& o, const CLI::App& cmd) {
     std::cout << (o.json_out ? j.dump(2) + "\n" : table);
     return;
   }
+  if (!o.tabulate.empty()) {
+    json j;
+    const std::vector<fs::path> evals(o.tabulate.begin(), o.tabulate.end());
+    const std::string table = eval::tabulate_reports(evals, o.plot, &j);
+    std::cout << (o.json_out ? j.dump(2) + "\n" : table);
+    return;
+  }
+  if (!o.plot.empty()) fail("--plot: goes with --tabulate");
   const Shard shard = parse_shard(o.shard);
   if (o.report_only && shard.count > 1) fail("--report-only scores every shard's images: leave out --shard");
   const eval::Plan plan = choose_plan(o, cmd);
   const fs::path out(o.out);
+  if (!o.against.empty() && !eval::read_plan(o.against))  // before any image is sampled
+    fail("--against '{}' holds no eval ({} missing): give the --out folder of an earlier `rdm eval`", o.against,
+         eval::kPlanFile);
   const std::vector<eval::Job> jobs = eval::plan_jobs(plan);
   // Every job against the rules and the model's config before anything is written or loaded.
   if (!o.report_only && eval::count_missing(jobs, out, shard.index, shard.count) > 0)
     check_jobs(eval::sweep_jobs(jobs), plan.model.config, o.model.device, o.model.precision);
   ensure_writable_dir(out);
   eval::write_plan(plan, out);
-  spdlog::info("eval: {} prompt(s) x {} style(s) x {} seed(s): {} image(s) ({} retrieval, {} postfix, {} text)",
-               plan.prompts.size(), plan.styles.size(), plan.seeds.size(), jobs.size(),
-               plan.prompts.size() * plan.styles.size() * plan.seeds.size(),
-               plan.prompts.size() * plan.styles.size() * plan.seeds.size(), plan.prompts.size() * plan.seeds.size());
+  spdlog::info("eval: {} prompt(s) x {} style(s) x {} seed(s): {} image(s) (modes: {})", plan.prompts.size(),
+               plan.styles.size(), plan.seeds.size(), jobs.size(), fmt::join(plan.modes, ", "));
   std::optional<Pipeline> pipeline;
   if (!o.report_only) pipeline = sample_missing(o, plan, jobs, shard);
   if (shard.count > 1) {
@@ -186,6 +200,7 @@ void run(EvalOpts& o, const CLI::App& cmd) {
   eval::ReportOptions ro;
   ro.probe = o.probe;
   ro.allow_missing = o.allow_missing;
+  ro.against = o.against;
   const eval::ReportFiles f = eval::write_report(plan, jobs, encoder, out, ro);
   spdlog::info("eval: wrote {}, {}, {}, {} and {} confusion matrices", f.json.string(), f.csv.string(), f.html.string(),
                f.accuracy_png.string(), f.confusion_pngs.size());
@@ -245,6 +260,20 @@ void add_eval_command(CLI::App& app) {
       ->expected(2)
       ->excludes("--report-only")
       ->excludes("--shard");
+  cmd->add_option("--modes", o->modes, "Modes to sample and score: retrieval, postfix, text (default: all)")
+      ->delimiter(',')
+      ->check(CLI::IsMember(eval::mode_names()));
+  cmd->add_option("--against", o->against,
+                  "An earlier eval's --out folder as reference (e.g. DDIM, 250 steps): PSNR and CLIP similarity of "
+                  "each image to its image of the same mode, prompt, style and seed")
+      ->check(CLI::ExistingDirectory);
+  cmd->add_option("--tabulate", o->tabulate,
+                  "Eval folders (or eval.json files) to tabulate: sampler, steps, model calls, PSNR vs reference, "
+                  "style accuracy, prompt similarity")
+      ->excludes("--compare")
+      ->excludes("--report-only")
+      ->excludes("--shard");
+  cmd->add_option("--plot", o->plot, "With --tabulate: write a PNG of PSNR and style accuracy against model calls");
   cmd->add_flag("--json", o->json_out, "Print eval.json (or the comparison) as JSON on stdout instead of a table");
   o->model.add_to(cmd, ModelOptions::rdm_use());
   cmd->callback([o, cmd] {

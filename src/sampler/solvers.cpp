@@ -189,6 +189,13 @@ torch::Tensor euler_ancestral_sample(const EpsFn& eps, torch::Tensor x_T, const 
   return s.x;
 }
 
+int64_t model_calls(const std::string& sampler, int64_t steps) {
+  const auto& names = sampler_names();
+  if (std::find(names.begin(), names.end(), sampler) == names.end())
+    fail("there is no sampler called '{}' (ddim, plms, dpmpp2m, unipc, euler_a)", sampler);
+  return sampler == "plms" ? steps + 1 : steps;
+}
+
 torch::Tensor run_sampler(const std::string& name, const EpsFn& eps, torch::Tensor x_T, const Schedule& schedule,
                           const SamplerOptions& opts, const ProgressFn& progress) {
   if (name == "ddim") return ddim_sample(eps, std::move(x_T), schedule, opts, progress);

@@ -3,6 +3,7 @@
 // Chromium.
 #include <sys/stat.h>
 
+#include <cmath>
 #include <set>
 
 #include "cli/cli_demo_fixture.hpp"
@@ -215,6 +216,84 @@ TEST(CliEval, CompareTwoRuns) {
     EXPECT_NE(r.err.find(bad.string()), std::string::npos) << r.err;
     EXPECT_NE(r.err.find(needle), std::string::npos) << r.err;
   }
+}
+
+// The samplers' yardstick: --modes retrieval, --against a reference eval (PSNR, CLIP similarity),
+// --tabulate with its plot.
+TEST(CliEval, YardstickAgainstAReferenceAndTabulate) {
+  auto demo = demo_dir();
+  auto ref = scratch("eval_ys_ref"), same = scratch("eval_ys_same"), fast = scratch("eval_ys_fast");
+  ASSERT_EQ(run_rdm(eval_args(demo, ref, "--steps 4 --modes retrieval")).code, 0);
+  const json er = json::parse(slurp(ref / "eval.json"));
+  EXPECT_EQ(er["modes"], json({"retrieval"}));
+  EXPECT_EQ(er["counts"]["images"], 4);  // 2 prompts x 2 styles x 1 seed, retrieval only
+  EXPECT_EQ(er["overall"].size(), 1u);
+  EXPECT_EQ(er["confusion"].size(), 1u);
+  EXPECT_TRUE(fs::exists(ref / "confusion-retrieval.png"));
+  EXPECT_FALSE(fs::exists(ref / "confusion-postfix.png"));
+  EXPECT_FALSE(er.contains("against"));
+  // The same sampling against itself: identical images (100 dB, similarity 1).
+  const std::string against = " --against " + quote(ref.string());
+  auto r = run_rdm(eval_args(demo, same, "--steps 4 --modes retrieval" + against));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("PSNR"), std::string::npos) << r.out;
+  const json es = json::parse(slurp(same / "eval.json"));
+  EXPECT_EQ(es["against"]["steps"], 4);
+  EXPECT_EQ(es["against"]["images"], 4);
+  for (const auto& im : es["images"]) {
+    EXPECT_DOUBLE_EQ(im["psnr"].get<double>(), 100.0);
+    EXPECT_NEAR(im["reference_similarity"].get<double>(), 1.0, 1e-5);
+  }
+  // Another sampler: each image's PSNR is that of its file against the reference's file.
+  r = run_rdm(eval_args(demo, fast, "--steps 2 --sampler dpmpp2m --modes retrieval" + against));
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json ef = json::parse(slurp(fast / "eval.json"));
+  double sum = 0;
+  for (const auto& im : ef["images"]) {
+    const auto a = rdm::image::read_png(fast / im["file"].get<std::string>()).image;
+    const auto b = rdm::image::read_png(im["reference"].get<std::string>()).image;
+    ASSERT_EQ(a.pixels.size(), b.pixels.size());
+    double se = 0;
+    for (size_t i = 0; i < a.pixels.size(); ++i) se += std::pow(double(a.pixels[i]) - double(b.pixels[i]), 2);
+    const double psnr = 10 * std::log10(255.0 * 255.0 * double(a.pixels.size()) / se);
+    EXPECT_NEAR(im["psnr"].get<double>(), psnr, 1e-9) << im["file"];
+    EXPECT_LT(psnr, 100.0);
+    EXPECT_LT(im["reference_similarity"].get<double>(), 1.0);
+    sum += psnr;
+  }
+  EXPECT_NEAR(ef["overall"][0]["psnr"].get<double>(), sum / 4, 1e-9);
+  EXPECT_EQ(ef["overall"][0]["reference_n"], 4);
+  // --tabulate: one line per eval, sorted by sampler and model calls; the reference marked.
+  const fs::path plot = fast / "ys.png";
+  r = run_rdm("eval --tabulate " + quote(fast.string()) + " " + quote(ref.string()) + " " + quote(same.string()) +
+              " --plot " + quote(plot.string()));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("| ddim | uniform | 4 | 4 | (reference) |"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("| ddim | uniform | 4 | 4 | 100.00 ["), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("| dpmpp2m | uniform | 2 | 2 | "), std::string::npos) << r.out;
+  EXPECT_LT(r.out.find("| ddim |"), r.out.find("| dpmpp2m |")) << r.out;
+  const auto png = rdm::image::read_png(plot).image;
+  EXPECT_EQ(png.width, 720);
+  EXPECT_EQ(png.height, 760);
+  r = run_rdm("eval --tabulate " + quote(fast.string()) + " --json");
+  ASSERT_EQ(r.code, 0) << r.err;
+  const json t = json::parse(r.out);
+  ASSERT_EQ(t["rows"].size(), 1u);
+  EXPECT_EQ(t["rows"][0]["model_calls"], 2);
+  EXPECT_DOUBLE_EQ(t["rows"][0]["psnr"].get<double>(), ef["overall"][0]["psnr"].get<double>());
+  // Bad input: one line each.
+  for (const auto& [args, needle] : std::vector<std::pair<std::string, std::string>>{
+           {eval_args(demo, scratch("eval_ys_bad"), "--steps 2 --modes retrieval --against " +
+                                                        quote(demo.string())),
+            "holds no eval"},
+           {"eval --tabulate " + quote((demo / "nothing").string()), "no such file"},
+           {"eval --plot x.png --out " + quote(ref.string()), "--plot: goes with --tabulate"}}) {
+    r = run_rdm("-q " + args);
+    EXPECT_EQ(r.code, 1) << args << "\n" << r.err;
+    EXPECT_EQ(count_lines(r.err), 1u) << r.err;
+    EXPECT_NE(r.err.find(needle), std::string::npos) << r.err;
+  }
+  EXPECT_EQ(run_rdm("-q " + eval_args(demo, scratch("eval_ys_bad2"), "--modes retrieval,styles")).code, 2);
 }
 
 TEST(CliEval, BadInputIsOneClearLine) {

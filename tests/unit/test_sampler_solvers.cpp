@@ -293,15 +293,19 @@ TEST(SamplerSolvers, BitIdenticalAcrossBatchSizes) {
 
 TEST(SamplerSolvers, OneModelCallPerStep) {
   const sampler::Schedule s = rdm_schedule();
-  for (const std::string& name : rdm::sampler::sampler_names()) {
-    if (name == "plms") continue;  // PLMS's first step calls the model twice
-    rdm::sampler::SamplerTrace tr;
-    auto o = opts(9, "trailing");
-    o.trace = &tr;
-    rdm::sampler::run_sampler(name, toy_eps(s), x_T(1), s, o);
-    EXPECT_EQ(tr.model_calls, 9) << name;
-    EXPECT_EQ(tr.sampling_timesteps_in_order.size(), 9u) << name;
-  }
+  for (const std::string& name : rdm::sampler::sampler_names())
+    for (int steps : {1, 9, 20}) {
+      rdm::sampler::SamplerTrace tr;
+      auto o = opts(steps, "trailing");
+      if (name == "euler_a") o.eta = 1.0;
+      o.trace = &tr;
+      rdm::sampler::run_sampler(name, toy_eps(s), x_T(1), s, o);
+      // PLMS's first step calls the model twice; model_calls states what every run costs.
+      EXPECT_EQ(tr.model_calls, name == "plms" ? steps + 1 : steps) << name << " " << steps;
+      EXPECT_EQ(tr.model_calls, rdm::sampler::model_calls(name, steps)) << name << " " << steps;
+      EXPECT_EQ(tr.sampling_timesteps_in_order.size(), static_cast<size_t>(steps)) << name;
+    }
+  EXPECT_THROW(rdm::sampler::model_calls("heun", 10), rdm::Error);
 }
 
 TEST(SamplerSolvers, Spacings) {

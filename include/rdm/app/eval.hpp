@@ -59,6 +59,9 @@ struct Plan {
   std::vector<std::string> prompts;
   std::vector<Style> styles;
   std::vector<uint64_t> seeds;
+  // Which of mode_names() to sample and score (in that order); all three by default. A
+  // solver's yardstick needs only "retrieval".
+  std::vector<std::string> modes = mode_names();
   SampleRequest sampling;  // k, sampler, spacing, steps, eta, scale, width, height
   PipelinePaths model;     // absolute paths
 
@@ -66,7 +69,7 @@ struct Plan {
   // `where` names the file in errors; the styles are opened again (resolve_styles).
   static Plan from_json(const nlohmann::json& j, const std::string& where);
   // rdm::Error naming the files when something is missing or contradictory (no prompt, a
-  // prompt twice, no seed, a seed twice, k above a database's size).
+  // prompt twice, no seed, a seed twice, k above a database's size, an unknown or repeated mode).
   void validate() const;
 };
 
@@ -88,7 +91,8 @@ struct Job {
   SweepJob sweep;  // the request; its file name marks it done
 };
 
-// For each prompt and seed: the text image, then per style the retrieval and postfix images.
+// For each prompt and seed: the text image, then per style the retrieval and postfix images
+// (only the plan's modes).
 std::vector<Job> plan_jobs(const Plan& plan);
 std::vector<SweepJob> sweep_jobs(const std::vector<Job>& jobs);
 // Jobs of shard (index, count) whose image is not in OUT/images yet.
@@ -103,6 +107,10 @@ SweepReport sample_images(const Pipeline& pipeline, const std::vector<Job>& jobs
 struct ReportOptions {
   ProbeOptions probe;
   bool allow_missing = false;  // score the images present (else a missing image is an error)
+  // Another eval folder of the same model whose images serve as the reference (e.g. DDIM with
+  // 250 steps): each image is compared with the reference's image of the same mode, prompt,
+  // style and seed by PSNR (8-bit RGB) and CLIP image cosine similarity. Empty: none.
+  std::filesystem::path against;
 };
 
 // What write_report made.
@@ -133,6 +141,15 @@ std::string summary_table(const nlohmann::json& eval);
 // file.
 std::string compare_reports(const std::filesystem::path& a, const std::filesystem::path& b,
                             nlohmann::json* as_json = nullptr);
+
+// `rdm eval --tabulate`: one line per eval (a folder or its eval.json): sampler, spacing, steps,
+// model calls per image, PSNR with a 95 % interval and CLIP similarity against the eval's
+// --against reference, style accuracy with its interval, prompt similarity and seconds per image
+// of the retrieval mode (the first mode when there is none), as a Markdown table sorted by
+// sampler and calls. With `plot`, a PNG of PSNR and style accuracy against model calls, one line
+// per sampler (and spacing). rdm::Error naming the file for an unreadable report.
+std::string tabulate_reports(const std::vector<std::filesystem::path>& evals, const std::filesystem::path& plot,
+                             nlohmann::json* as_json = nullptr);
 
 // eval.json as written by write_report, checked; rdm::Error naming the file otherwise.
 nlohmann::json read_eval_json(const std::filesystem::path& file);

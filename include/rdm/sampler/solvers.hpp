@@ -67,6 +67,11 @@ torch::Tensor unipc_sample(const EpsFn& eps, torch::Tensor x_T, const Schedule& 
 torch::Tensor euler_ancestral_sample(const EpsFn& eps, torch::Tensor x_T, const Schedule& schedule,
                                      const SamplerOptions& opts, const ProgressFn& progress = {});
 
+// Model (UNet) calls of a run of `steps` steps: steps + 1 for PLMS (its first step calls the
+// model twice, as the reference's), steps for the others. With classifier-free guidance each
+// call evaluates the UNet on a doubled batch. rdm::Error for an unknown name.
+int64_t model_calls(const std::string& sampler, int64_t steps);
+
 // Dispatch by name (ddim, plms, dpmpp2m, unipc, euler_a); rdm::Error for an unknown name.
 torch::Tensor run_sampler(const std::string& name, const EpsFn& eps, torch::Tensor x_T, const Schedule& schedule,
                           const SamplerOptions& opts, const ProgressFn& progress = {});
