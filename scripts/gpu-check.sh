@@ -108,6 +108,18 @@ if grep -q -- '--device' <<<"$selftest_help"; then SELFTEST_DEV=(--device "$DEVI
 for set in ldm clip; do
   step "selftest-$set" 300 "$RDM" selftest --golden "$GOLDEN/$set" "${SELFTEST_DEV[@]}"
 done
+# Low precisions against the float32 goldens: their errors are recorded (they are expected to
+# exceed the fp32 tolerances, so these runs do not count towards "ok").
+LOW_PRECISIONS="bf16"; [ $MODE = gpu ] && LOW_PRECISIONS="fp16 bf16"
+if [ ${#SELFTEST_DEV[@]} -gt 0 ]; then
+  for prec in $LOW_PRECISIONS; do
+    for set in ldm clip; do
+      say "selftest-$set-$prec (errors recorded, not judged)"
+      timeout --kill-after=10 $(( 120 * TSCALE )) "$RDM" selftest --golden "$GOLDEN/$set" "${SELFTEST_DEV[@]}" \
+        --precision "$prec" --verbose-cases > "$OUT/selftest-$set-$prec.txt" 2>&1 || true
+    done
+  done
+fi
 if [ $MODE = gpu ]; then
   capture bench-768 420 "$OUT/bench.json" "$BUILD/tests/rdm_gpu_check" --device cuda \
     --config models/rdm-768.yaml --precisions fp16,bf16 --steps 50 --batch 8
@@ -135,9 +147,26 @@ try:
     bench_cl = load_json(sys.argv[2].replace("bench.json", "bench_cl.json"))
 except Exception:
     bench_cl = None
+import glob, os, re
+low = {}
+for f in sorted(glob.glob(os.path.join(os.path.dirname(sys.argv[3]), "selftest-*-*.txt"))):
+    name = os.path.basename(f)[len("selftest-"):-len(".txt")]
+    text = open(f).read()
+    summary = re.findall(r"^\d+ passed, \d+ failed, \d+ skipped$", text, re.M)
+    worst, case = {}, None
+    for line in text.splitlines():
+        m = re.match(r"^(PASS|FAIL)  (\S+)", line)
+        if m:
+            case = m.group(2)
+            continue
+        m = re.search(r"^\s+(?:ok |BAD) (\S+)  max_abs_err (\S+)", line)
+        if m and case:
+            worst[case + ":" + m.group(1)] = float(m.group(2))
+    low[name] = {"summary": summary[-1] if summary else text.strip().splitlines()[-1:] ,
+                 "max_abs_err": worst}
 out = {"mode": sys.argv[4], "total_seconds": int(sys.argv[5]), "ok": all(v["exit"] == 0 for v in steps.values()),
        "selftest_device": "cuda/cpu as asked" if sys.argv[6] != "0" else "cpu (this rdm selftest has no --device)",
-       "steps": steps, "bench": bench, "bench_channels_last": bench_cl, "log": "gpu-check.log"}
+       "steps": steps, "selftest_low_precision": low, "bench": bench, "bench_channels_last": bench_cl, "log": "gpu-check.log"}
 json.dump(out, open(sys.argv[3], "w"), indent=2)
 print(json.dumps({k: out[k] for k in ("mode", "total_seconds", "ok")}))
 EOF

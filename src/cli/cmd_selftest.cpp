@@ -5,6 +5,7 @@
 #include <iostream>
 
 #include "cli/commands.hpp"
+#include "rdm/runtime/device.hpp"
 #include "rdm/runtime/error.hpp"
 #include "rdm/selftest/selftest.hpp"
 
@@ -13,6 +14,7 @@ namespace rdm::cli {
 void add_selftest_command(CLI::App& app) {
   struct Opts {
     std::string golden;
+    std::string device = "cpu", precision = "fp32";
     bool allow_skip = false;
     rdm::selftest::Options run;
   };
@@ -26,8 +28,22 @@ void add_selftest_command(CLI::App& app) {
   cmd->add_option("--filter", opts->run.filter, "Only cases whose id contains this");
   cmd->add_flag("--allow-skip", opts->allow_skip, "Exit 0 even if cases were skipped (not implemented here)");
   cmd->add_flag("--verbose-cases", opts->run.verbose, "Print every compared output");
-  add_threads_option(cmd);  // the golden cases run on the CPU: no --device
+  cmd->add_option("--device", opts->device,
+                  std::string("Where the model cases run: ") + kDeviceChoices +
+                      " (files, tokenizer, preprocessing and schedule cases run on the CPU)")
+      ->capture_default_str();
+  cmd->add_option("--precision", opts->precision,
+                  "Compute precision of the float32 model cases: fp32, fp16, bf16 (the goldens' tolerances are "
+                  "float32's: fp16/bf16 report their errors and fail)")
+      ->check(CLI::IsMember(precision_names()))
+      ->capture_default_str();
+  add_threads_option(cmd);
   cmd->callback([opts] {
+    opts->run.device = parse_device(opts->device);
+    opts->run.dtype = parse_precision(opts->precision, opts->run.device);
+    if (opts->run.dtype != torch::kFloat32 || !opts->run.device.is_cpu())
+      std::cout << fmt::format("selftest: model cases on {} in {}\n", opts->run.device.str(),
+                               precision_name(opts->run.dtype));
     const auto s = rdm::selftest::run(opts->golden, opts->run, std::cout);
     if (s.selected == 0) {
       if (opts->run.filter.empty()) fail("selftest: '{}' lists no cases", opts->golden);

@@ -39,10 +39,24 @@ class FileCache {
   std::map<std::string, std::shared_ptr<formats::TensorFile>> files_;
 };
 
+// Where the model kinds run and in which floating dtype the float32 cases compute
+// (rdm::selftest::Options::device / dtype).
+struct Target {
+  torch::Device device = torch::kCPU;
+  torch::Dtype dtype = torch::kFloat32;
+};
+
 // One entry of cases.json plus helpers to resolve what it references.
 class Case {
  public:
-  Case(fs::path dir, const json& j, FileCache& cache) : dir_(std::move(dir)), j_(j), cache_(cache) {}
+  Case(fs::path dir, const json& j, FileCache& cache, Target target = {})
+      : dir_(std::move(dir)), j_(j), cache_(cache), target_(target) {}
+  const Target& target() const { return target_; }
+  // A model case's compute dtype: "float32" (the default) -> the target's dtype, "float64" ->
+  // float64, "float16" / "bfloat16" as named; rdm::Unsupported for anything else.
+  torch::Dtype compute_dtype() const;
+  // t on the target device (inputs of the model kinds; CPU tensors stay where they are on the CPU).
+  torch::Tensor on_device(const torch::Tensor& t) const { return t.defined() ? t.to(target_.device) : t; }
   const json& j() const { return j_; }
   std::string id() const { return j_.at("id").get<std::string>(); }
   const json& params() const;  // j["params"] (empty object if absent)
@@ -71,6 +85,7 @@ class Case {
   fs::path dir_;
   const json& j_;
   FileCache& cache_;
+  Target target_;
 };
 
 // Collects the comparisons of one case.

@@ -51,13 +51,8 @@ clip::ClipModel load_case_model(const Case& c) {
   auto cfg = clip::ClipConfig::from_json(c.model_config());
   formats::StateDict sd = c.model_weights();
   if (clip::is_hf_layout(sd)) sd = clip::hf_to_openai(sd);
-  torch::Dtype dtype = torch::kFloat32;
-  const std::string cd = m.value("compute_dtype", std::string("float32"));
-  if (cd == "float16") dtype = torch::kFloat16;
-  else if (cd == "bfloat16") dtype = torch::kBFloat16;
-  else if (cd == "float64") dtype = torch::kFloat64;
-  else if (cd != "float32") throw Unsupported("compute_dtype '" + cd + "'");
-  return clip::ClipModel::from_state_dict(sd, cfg, torch::kCPU, dtype, m.at("weights").at("file").get<std::string>());
+  return clip::ClipModel::from_state_dict(sd, cfg, c.target().device, c.compute_dtype(),
+                                          m.at("weights").at("file").get<std::string>());
 }
 
 }  // namespace
@@ -136,7 +131,7 @@ void run_tokenize(const Case& c, Report& r) {
 
 void run_clip_text(const Case& c, Report& r) {
   auto model = load_case_model(c);
-  torch::Tensor tokens = c.input("tokens").to(torch::kInt64);
+  torch::Tensor tokens = c.on_device(c.input("tokens")).to(torch::kInt64);
   torch::Tensor ln_final;
   torch::Tensor emb = model.encode_text(tokens, &ln_final);
   if (c.params().value("normalize", false)) emb = emb / emb.norm(2, -1, true);
@@ -147,7 +142,7 @@ void run_clip_text(const Case& c, Report& r) {
 
 void run_clip_image(const Case& c, Report& r) {
   auto model = load_case_model(c);
-  torch::Tensor px = c.input("pixel_values");
+  torch::Tensor px = c.on_device(c.input("pixel_values"));
   if (c.params().contains("image_resolution") &&
       c.params().at("image_resolution").get<int64_t>() != model.config().image_resolution)
     case_fail("case '{}': image_resolution {} but the model config says {}", c.id(),
@@ -161,7 +156,8 @@ void run_clip_image(const Case& c, Report& r) {
 
 void run_clip_logits(const Case& c, Report& r) {
   auto model = load_case_model(c);
-  torch::Tensor logits = model.logits_per_image(c.input("pixel_values"), c.input("tokens").to(torch::kInt64));
+  torch::Tensor logits = model.logits_per_image(c.on_device(c.input("pixel_values")),
+                                                c.on_device(c.input("tokens")).to(torch::kInt64));
   r.check("logits_per_image", logits);
 }
 

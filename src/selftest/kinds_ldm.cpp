@@ -14,12 +14,10 @@ namespace rdm::selftest {
 
 namespace {
 
-torch::Dtype compute_dtype(const Case& c) {
-  const json& m = c.j().at("model");
-  const std::string s = m.value("compute_dtype", std::string("float32"));
-  if (s == "float32") return torch::kFloat32;
-  if (s == "float64") return torch::kFloat64;
-  throw Unsupported(fmt::format("case '{}': compute_dtype '{}' is not supported", c.id(), s));
+torch::Dtype compute_dtype(const Case& c) { return c.compute_dtype(); }
+
+formats::LoadOptions load_options(const Case& c, const std::string& file) {
+  return formats::LoadOptions{file, c.target().device, compute_dtype(c)};
 }
 
 bool use_ema(const Case& c) { return c.j().at("model").value("use_ema", false); }
@@ -64,11 +62,12 @@ void run_unet(const Case& c, Report& rep) {
   const ldm::UNetConfig cfg = ldm::UNetConfig::from_json(c.model_config(), "model.config");
   ldm::UNetModel unet(cfg);
   formats::StateDict state = model_state(c);
-  formats::load_into(*unet, state, "", formats::LoadOptions{weights_file(c), std::nullopt, dt});
+  formats::load_into(*unet, state, "", load_options(c, weights_file(c)));
   unet->eval();
-  const torch::Tensor x = c.input("x").to(dt);
-  const torch::Tensor t = c.input("timesteps");
-  const torch::Tensor ctx = c.j().at("inputs").contains("context") ? c.input("context").to(dt) : torch::Tensor();
+  const torch::Tensor x = c.on_device(c.input("x")).to(dt);
+  const torch::Tensor t = c.on_device(c.input("timesteps"));
+  const torch::Tensor ctx =
+      c.j().at("inputs").contains("context") ? c.on_device(c.input("context")).to(dt) : torch::Tensor();
   ldm::Capture cap;
   const bool want_hooks = c.j().contains("optional_outputs");
   torch::Tensor out = unet->forward(x, t, ctx, want_hooks ? &cap : nullptr);
@@ -79,14 +78,13 @@ void run_unet(const Case& c, Report& rep) {
 namespace {
 // The autoencoder of the case (KL or VQ from model.class), loaded strictly.
 ldm::FirstStage load_first_stage(const Case& c, bool with_encoder) {
-  const torch::Dtype dt = compute_dtype(c);
   const std::string cls = c.j().at("model").at("class").get<std::string>();
   const ldm::AutoencoderConfig cfg = ldm::AutoencoderConfig::from_json(c.model_config(), ldm::AutoencoderConfig::kind_from_class(cls));
   ldm::FirstStage fs = ldm::FirstStage::create(cfg, with_encoder);
   formats::StateDict state = c.model_weights();
   if (!with_encoder)
     for (auto it = state.begin(); it != state.end();) it = ldm::is_encoder_key(it->first) ? state.erase(it) : std::next(it);
-  formats::load_into(fs.module(), state, "", formats::LoadOptions{weights_file(c), std::nullopt, dt});
+  formats::load_into(fs.module(), state, "", load_options(c, weights_file(c)));
   fs.module().eval();
   return fs;
 }
@@ -104,7 +102,7 @@ ldm::AutoencoderConfig vq_settings(const Case& c, ldm::AutoencoderConfig cfg) {
 void run_autoencoder_kl_decode(const Case& c, Report& rep) {
   torch::InferenceMode guard;
   ldm::FirstStage fs = load_first_stage(c, /*with_encoder=*/false);
-  rep.check("image", fs.decode(c.input("z").to(compute_dtype(c))));
+  rep.check("image", fs.decode(c.on_device(c.input("z")).to(compute_dtype(c))));
 }
 
 void run_autoencoder_kl_encode(const Case& c, Report& rep) {
@@ -113,7 +111,7 @@ void run_autoencoder_kl_encode(const Case& c, Report& rep) {
   if (p.contains("logvar_clamp") && p.at("logvar_clamp").get<std::vector<double>>() != std::vector<double>{-30.0, 20.0})
     throw Unsupported("only the reference's logvar clamp [-30, 20] is implemented");
   ldm::FirstStage fs = load_first_stage(c, /*with_encoder=*/true);
-  const torch::Tensor moments = fs.kl->encode(c.input("image").to(compute_dtype(c)));
+  const torch::Tensor moments = fs.kl->encode(c.on_device(c.input("image")).to(compute_dtype(c)));
   const ldm::DiagonalGaussian post(moments);
   rep.check("moments", moments);
   rep.check("mean", post.mean);
@@ -129,9 +127,9 @@ void run_autoencoder_vq_encode(const Case& c, Report& rep) {
   cfg = vq_settings(c, cfg);
   ldm::VQModelInterface vq(cfg, /*with_encoder=*/true);
   formats::StateDict state = c.model_weights();
-  formats::load_into(*vq, state, "", formats::LoadOptions{weights_file(c), std::nullopt, dt});
+  formats::load_into(*vq, state, "", load_options(c, weights_file(c)));
   vq->eval();
-  const torch::Tensor image = c.input("image").to(dt);
+  const torch::Tensor image = c.on_device(c.input("image")).to(dt);
   rep.check("prequant", vq->encode(image));
   const ldm::QuantizeResult q = vq->encode_quantized(image);
   rep.check("indices", q.indices);
@@ -148,10 +146,10 @@ void run_autoencoder_vq_decode(const Case& c, Report& rep) {
   ldm::VQModelInterface vq(cfg, /*with_encoder=*/false);
   formats::StateDict state = c.model_weights();
   for (auto it = state.begin(); it != state.end();) it = ldm::is_encoder_key(it->first) ? state.erase(it) : std::next(it);
-  formats::load_into(*vq, state, "", formats::LoadOptions{weights_file(c), std::nullopt, dt});
+  formats::load_into(*vq, state, "", load_options(c, weights_file(c)));
   vq->eval();
   const bool quantize = c.params().value("quantize", true);
-  rep.check("image", vq->decode(c.input("h").to(dt), /*force_not_quantize=*/!quantize));
+  rep.check("image", vq->decode(c.on_device(c.input("h")).to(dt), /*force_not_quantize=*/!quantize));
 }
 
 void run_ldm_apply_model(const Case& c, Report& rep) {
@@ -163,11 +161,12 @@ void run_ldm_apply_model(const Case& c, Report& rep) {
   ldm::LoadSpec ls;
   ls.use_ema = use_ema(c);
   ls.dtype = compute_dtype(c);
+  ls.device = c.target().device;
   ls.strict_schedule = true;
   formats::TensorFile tf = c.read(weights_file(c));
   if (ls.use_ema && !formats::has_ema(tf.tensors))
     case_fail("case '{}': use_ema but '{}' has no model_ema.* entries", c.id(), weights_file(c));
   const ldm::LatentDiffusion ld = ldm::LatentDiffusion::from_state_dict(std::move(tf.tensors), cfg, ls, weights_file(c));
-  rep.check("out", ld.apply_model(c.input("x"), c.input("t"), c.input("c")));
+  rep.check("out", ld.apply_model(c.on_device(c.input("x")), c.on_device(c.input("t")), c.on_device(c.input("c"))));
 }
 }  // namespace rdm::selftest

@@ -104,6 +104,7 @@ void run_sampler_case(const Case& c, Report& r, bool plms) {
   const json& model = c.j().at("model");
   const std::string dtype = model.value("compute_dtype", std::string("float32"));
   if (dtype != "float32") throw Unsupported("sampler case with compute_dtype '" + dtype + "'");
+  const bool on_cpu = c.target().device.is_cpu();
   if (p.value("noise_dropout", 0.0) != 0.0) throw Unsupported("sampler case with noise_dropout > 0");
   const std::string order = p.value("guidance_batch_order", std::string("uncond_first"));
   if (order != "uncond_first") throw Unsupported("guidance_batch_order '" + order + "'");
@@ -116,6 +117,8 @@ void run_sampler_case(const Case& c, Report& r, bool plms) {
   ldm::LoadSpec ls;
   ls.use_ema = model.value("use_ema", false);
   ls.strict_schedule = true;
+  ls.device = c.target().device;
+  ls.dtype = c.compute_dtype();  // the UNet's and the decoder's; the latents stay float32
   formats::TensorFile tf = c.read(wfile);
   if (ls.use_ema && !formats::has_ema(tf.tensors)) case_fail("case '{}': use_ema but '{}' has no model_ema.* entries", c.id(), wfile);
   const ldm::LatentDiffusion ld = ldm::LatentDiffusion::from_state_dict(std::move(tf.tensors), cfg, ls, wfile);
@@ -128,9 +131,9 @@ void run_sampler_case(const Case& c, Report& r, bool plms) {
                                            param<double>(c, "scale_factor")));
 
   // 2. Conditioning and guidance.
-  const auto x_T = c.input("x_T");
-  const auto cond = c.input("c");
-  const auto uc = c.j().at("inputs").contains("uc") ? c.input("uc") : torch::Tensor();
+  const auto x_T = c.on_device(c.input("x_T"));
+  const auto cond = c.on_device(c.input("c"));
+  const auto uc = c.j().at("inputs").contains("uc") ? c.on_device(c.input("uc")) : torch::Tensor();
   CallLog log;
   sampler::ModelFn model_fn = [&](const torch::Tensor& x, const torch::Tensor& t, const torch::Tensor& ctx) {
     auto out = ld.apply_model(x, t, ctx);
@@ -155,9 +158,10 @@ void run_sampler_case(const Case& c, Report& r, bool plms) {
   opt.temperature = p.value("temperature", 1.0);
   opt.reference_timesteps = true;
   opt.trace = &trace;
-  if (opt.eta > 0) opt.noise = [&](int i) { return c.input("step" + std::to_string(i) + "/noise"); };
-  auto gen = at::detail::createCPUGenerator(0);  // only moves when no noise is injected (eta = 0)
-  opt.generator = gen;
+  if (opt.eta > 0) opt.noise = [&](int i) { return c.on_device(c.input("step" + std::to_string(i) + "/noise")); };
+  // Only moves when no noise is injected (eta = 0: multiplied by sigma = 0). Elsewhere than on
+  // the CPU the device's default generator serves.
+  if (on_cpu) opt.generator = at::detail::createCPUGenerator(0);
   const auto samples = plms ? sampler::plms_sample(eps, x_T, schedule, opt) : sampler::ddim_sample(eps, x_T, schedule, opt);
 
   const int64_t steps = static_cast<int64_t>(trace.x_prev.size());

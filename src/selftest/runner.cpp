@@ -46,6 +46,15 @@ fs::path Case::path(const std::string& rel) const {
   return p;
 }
 
+torch::Dtype Case::compute_dtype() const {
+  const std::string s = j_.at("model").value("compute_dtype", std::string("float32"));
+  if (s == "float32") return target_.dtype;
+  if (s == "float64") return torch::kFloat64;
+  if (s == "float16") return torch::kFloat16;
+  if (s == "bfloat16") return torch::kBFloat16;
+  throw Unsupported(fmt::format("case '{}': compute_dtype '{}' is not supported", id(), s));
+}
+
 formats::TensorFile Case::read(const std::string& rel, const formats::TorchZipOptions& opts) const {
   const fs::path p = path(rel);
   try {
@@ -328,7 +337,7 @@ Summary run(const fs::path& dir, const Options& opts, std::ostream& out) {
       ++s.skipped;
       continue;
     }
-    Case c(dir, cj, cache);
+    Case c(dir, cj, cache, Target{opts.device, opts.dtype});
     Report r(c);
     const ExpectedError want = expected_error(cj);
     ErrorSource src = ErrorSource::None;

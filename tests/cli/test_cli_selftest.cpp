@@ -3,6 +3,11 @@
 // error; an expect_error case passes only when the implementation rejects it (with the message
 // or category the case names), never on a missing golden file. Temp golden folders in the
 // cases.json format (CASES.md) stand in for hidden sets.
+#include <torch/cuda.h>
+
+#include <map>
+#include <sstream>
+
 #include "cli/cli_demo_fixture.hpp"
 
 using namespace rdm_cli_test;
@@ -153,4 +158,61 @@ TEST(CliSelftest, MissingTensorFileFailsAComparedCase) {
   EXPECT_NE(r.out.find("FAIL  bad"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("no_such_file.safetensors"), std::string::npos) << r.out;
   EXPECT_EQ(selftest(dir, "--filter good").code, 0);
+}
+
+namespace {
+// role -> max_abs_err from --verbose-cases lines ("        ok  out  max_abs_err 1.2e-07 tol ...").
+std::map<std::string, double> max_errors(const std::string& out) {
+  std::map<std::string, double> m;
+  std::istringstream in(out);
+  std::string line, case_id;
+  while (std::getline(in, line)) {
+    if (line.rfind("PASS  ", 0) == 0 || line.rfind("FAIL  ", 0) == 0) {
+      case_id = line.substr(6, line.find(' ', 6) - 6);
+      continue;
+    }
+    const auto at = line.find("max_abs_err ");
+    if (at == std::string::npos) continue;
+    std::istringstream fields(line);
+    std::string ok, role;
+    fields >> ok >> role;
+    m[case_id + ":" + role] = std::stod(line.substr(at + 12));
+  }
+  return m;
+}
+}  // namespace
+
+// --device / --precision: the model cases run where and how asked (bf16 here: larger errors than
+// fp32 in every model output, reported with the failing cases); the file/schedule cases as ever.
+TEST(CliSelftest, DeviceAndPrecisionApplyToTheModelCases) {
+  const std::string cases = "--verbose-cases --filter ";
+  auto fp32 = selftest(ldm_golden(), cases + "unet/context_zero --device cpu --precision fp32");
+  ASSERT_EQ(fp32.code, 0) << fp32.out << fp32.err;
+  auto bf16 = selftest(ldm_golden(), cases + "unet/context_zero --device cpu --precision bf16");
+  EXPECT_NE(bf16.out.find("model cases on cpu in bf16"), std::string::npos) << bf16.out;
+  const auto e32 = max_errors(fp32.out), e16 = max_errors(bf16.out);
+  ASSERT_FALSE(e32.empty()) << fp32.out;
+  ASSERT_EQ(e32.size(), e16.size()) << bf16.out;
+  for (const auto& [role, err] : e32) {
+    ASSERT_TRUE(e16.count(role)) << role;
+    EXPECT_GT(e16.at(role), 10 * err + 1e-4) << role;  // bf16 keeps 8 bits of mantissa
+  }
+  // A schedule case is the same on any precision (it runs in float64 on the CPU).
+  auto sched = selftest(ldm_golden(), "--filter ddim_schedule/S5_eta1 --precision bf16");
+  EXPECT_EQ(sched.code, 0) << sched.out << sched.err;
+  // The CLIP cases follow too.
+  const fs::path clip = fs::path(env("RDM_GOLDEN_DIR")) / "clip";
+  auto c32 = selftest(clip, cases + "clip_text/ --precision fp32");
+  auto c16 = selftest(clip, cases + "clip_text/ --precision bf16");
+  ASSERT_EQ(c32.code, 0) << c32.out << c32.err;
+  const auto t32 = max_errors(c32.out), t16 = max_errors(c16.out);
+  ASSERT_FALSE(t32.empty());
+  EXPECT_GT(t16.at("clip_text/tiny_clip_text_public:text_embeds"), t32.at("clip_text/tiny_clip_text_public:text_embeds"));
+  // No CUDA in this build or machine: one clear line.
+  if (!torch::cuda::is_available()) {
+    auto r = selftest(ldm_golden(), "--filter unet/context_zero --device cuda");
+    EXPECT_EQ(r.code, 1) << r.out << r.err;
+    EXPECT_EQ(lines(r.err), 1u) << r.err;
+    EXPECT_NE(r.err.find("cuda"), std::string::npos) << r.err;
+  }
 }

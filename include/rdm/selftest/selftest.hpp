@@ -9,11 +9,20 @@
 #include <ostream>
 #include <string>
 
+#include <torch/types.h>
+
 namespace rdm::selftest {
 
 struct Options {
   std::string filter;    // run only cases whose id contains this
   bool verbose = false;  // one line per compared output as well
+  // Where the model cases (CLIP, UNet, autoencoders, apply_model, samplers) run: their weights
+  // and inputs go to `device`, and the cases the reference computed in float32 compute in
+  // `dtype` (float64 cases stay float64). Outputs are compared on the CPU in float64 with the
+  // case's tolerances, which are float32's: fp16/bf16 runs report their errors and fail.
+  // File, tokenizer, preprocessing and schedule cases run on the CPU whatever is asked.
+  torch::Device device = torch::kCPU;
+  torch::Dtype dtype = torch::kFloat32;
 };
 
 struct Summary {
