@@ -318,7 +318,7 @@ DemoReport run_demo(const DemoOptions& options, const SampleProgressFn& progress
   const PipelinePaths pp =
       o.random_model ? PipelinePaths{P.model_dir / "model.safetensors", P.model_dir / "config.json", P.clip, P.vocab}
                      : trained;
-  auto pipeline = Pipeline::load(pp, {o.device, o.precision});
+  auto pipeline = Pipeline::load(pp, {o.device, o.precision, /*clip_vision=*/false});  // text prompts only
   SampleRequest defaults;
   defaults.steps = o.steps;
   defaults.k = std::min<int64_t>(o.k, o.images_per_style);

@@ -107,7 +107,17 @@ image::RgbImage tabulate_plot(const json& rows) {
 std::string tabulate_reports(const std::vector<fs::path>& evals, const fs::path& plot, json* as_json) {
   if (evals.empty()) fail("--tabulate: give one or more eval folders (or eval.json files)");
   json rows = json::array();
-  for (const auto& p : evals) rows.push_back(tab_row(eval_file(p)));
+  std::set<std::string> seen;
+  for (const auto& p : evals) {
+    const fs::path file = eval_file(p);
+    std::error_code ec;
+    const fs::path canonical = fs::weakly_canonical(file, ec);
+    if (!seen.insert(ec ? file.string() : canonical.string()).second) {
+      spdlog::warn("tabulate: '{}' is listed twice; counted once", file.string());
+      continue;
+    }
+    rows.push_back(tab_row(file));
+  }
   std::stable_sort(rows.begin(), rows.end(), [](const json& a, const json& b) {
     const std::string la = series_label(a), lb = series_label(b);
     return la != lb ? la < lb : a["model_calls"].get<int64_t>() < b["model_calls"].get<int64_t>();

@@ -100,7 +100,8 @@ Pipeline Pipeline::load(const PipelinePaths& paths, const PipelineOptions& optio
   if (impl->config.conditioning_key != "crossattn" || impl->config.context_dim() <= 0)
     fail("'{}' is not a retrieval-augmented model: conditioning_key must be crossattn with a context_dim",
          paths.config.string());
-  impl->encoder = clip::QueryEncoder::load(paths.clip, paths.vocab, impl->device, torch::kFloat32);
+  impl->encoder = clip::QueryEncoder::load(paths.clip, paths.vocab, impl->device, torch::kFloat32,
+                                           options.clip_vision ? clip::ClipParts::All : clip::ClipParts::TextOnly);
   const auto& cc = impl->encoder->config();
   if (cc.embed_dim != impl->config.context_dim())
     fail("CLIP '{}' makes {}-d embeddings but the RDM config '{}' expects context_dim {}: pass the CLIP the model "

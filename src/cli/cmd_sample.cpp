@@ -250,7 +250,9 @@ void run_sample(const SampleOpts& o, const CLI::App& cmd) {
 
   const fs::path out(o.out);
   ensure_writable_dir(out);
-  auto pipeline = Pipeline::load(paths, mo.options());
+  PipelineOptions po = mo.options();
+  po.clip_vision = base.image_prompt.has_value();  // text prompts: CLIP's text tower only
+  auto pipeline = Pipeline::load(paths, po);
   if (!o.from_png.empty()) check_record_clip(rec, pipeline, o.ignore_hashes, where);
   sample_and_write(o, pipeline, base, prompts);
 }

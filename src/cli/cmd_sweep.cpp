@@ -76,7 +76,9 @@ void run(SweepOpts& o) {
   const PipelinePaths paths = o.model.paths();
   check_jobs(jobs, paths.config, o.model.device, o.model.precision);
   ensure_writable_dir(out);
-  auto pipeline = Pipeline::load(paths, o.model.options());
+  PipelineOptions po = o.model.options();
+  po.clip_vision = std::any_of(jobs.begin(), jobs.end(), [](const SweepJob& j) { return j.request.image_prompt.has_value(); });
+  auto pipeline = Pipeline::load(paths, po);
 
   SweepOptions so;
   so.out = out;

@@ -152,9 +152,10 @@ struct ClipModule : torch::nn::Module {
   LayerNorm ln_final{nullptr};
   torch::Tensor attn_mask;  // not a parameter or buffer (as in the reference)
 
-  explicit ClipModule(const ClipConfig& c) {
-    visual = register_module("visual", VisionTransformer(c.image_resolution, c.vision_patch_size, c.vision_width,
-                                                         c.vision_layers, c.vision_heads, c.embed_dim));
+  explicit ClipModule(const ClipConfig& c, bool vision = true) {
+    if (vision)
+      visual = register_module("visual", VisionTransformer(c.image_resolution, c.vision_patch_size, c.vision_width,
+                                                           c.vision_layers, c.vision_heads, c.embed_dim));
     transformer = register_module("transformer", Transformer(c.transformer_width, c.transformer_layers, c.transformer_heads));
     token_embedding = register_module("token_embedding", torch::nn::Embedding(c.vocab_size, c.transformer_width));
     positional_embedding = register_parameter("positional_embedding", torch::zeros({c.context_length, c.transformer_width}));
@@ -352,7 +353,7 @@ json read_json_file(const fs::path& p) {
 }  // namespace
 
 ClipModel ClipModel::from_state_dict(const formats::StateDict& state, const ClipConfig& config, torch::Device device,
-                                     torch::Dtype dtype, const std::string& source) {
+                                     torch::Dtype dtype, const std::string& source, ClipParts parts) {
   config.validate();
   if (device.is_cpu() && dtype == torch::kFloat16)
     fail("CLIP: float16 needs a CUDA device (LibTorch has no CPU half matmul); use bf16 or fp32 on the CPU");
@@ -363,12 +364,24 @@ ClipModel ClipModel::from_state_dict(const formats::StateDict& state, const Clip
   impl->config = config;
   impl->device = device;
   impl->dtype = dtype;
-  impl->net = std::make_shared<ClipModule>(config);
+  const bool vision = parts == ClipParts::All;
+  impl->net = std::make_shared<ClipModule>(config, vision);
   formats::LoadOptions opts;
   opts.file = source;
   opts.device = device;
   opts.dtype = dtype;
-  impl->identity = arch_name(config) + ":" + fingerprint(sd);
+  impl->identity = arch_name(config) + ":" + fingerprint(sd);  // from the whole file, vision tower included
+  if (!vision) {
+    int64_t dropped = 0;
+    for (auto it = sd.begin(); it != sd.end();)
+      if (it->first.rfind("visual.", 0) == 0) {
+        dropped += it->second.numel();
+        it = sd.erase(it);
+      } else {
+        ++it;
+      }
+    spdlog::debug("CLIP '{}': text tower only ({} vision parameters not loaded)", source, dropped);
+  }
   formats::load_into_consuming(*impl->net, sd, "", opts);  // releases each source (and its mapped pages)
   impl->net->eval();
   impl->mask = impl->net->attn_mask.to(device, dtype);
@@ -377,7 +390,7 @@ ClipModel ClipModel::from_state_dict(const formats::StateDict& state, const Clip
   return m;
 }
 
-ClipModel ClipModel::load(const fs::path& weights0, torch::Device device, torch::Dtype dtype) {
+ClipModel ClipModel::load(const fs::path& weights0, torch::Device device, torch::Dtype dtype, ClipParts parts) {
   fs::path weights = weights0;
   if (fs::is_directory(weights)) {
     for (const char* name : {"model.safetensors", "pytorch_model.bin"})
@@ -427,7 +440,7 @@ ClipModel ClipModel::load(const fs::path& weights0, torch::Device device, torch:
     cfg = ClipConfig::infer(sd);
     spdlog::debug("CLIP config inferred from the weights of '{}'", weights.string());
   }
-  return from_state_dict(sd, *cfg, device, dtype, weights.string());
+  return from_state_dict(sd, *cfg, device, dtype, weights.string(), parts);
 }
 
 namespace {
@@ -453,6 +466,8 @@ torch::Tensor image_forward(const ClipModel::Impl& impl, const torch::Tensor& pi
   if (pixels.dim() != 4 || pixels.size(1) != 3 || pixels.size(2) != c.image_resolution || pixels.size(3) != c.image_resolution)
     fail("CLIP encode_image: pixels must be [N, 3, {}, {}], got [{}]", c.image_resolution, c.image_resolution,
          fmt::join(pixels.sizes(), ","));
+  if (!impl.net->visual)
+    fail("CLIP {}: loaded without its vision tower (text prompts only), so it cannot embed images", impl.identity);
   return impl.net->visual->forward(pixels.to(impl.device, impl.dtype), ln_post);
 }
 }  // namespace

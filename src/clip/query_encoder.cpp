@@ -12,10 +12,10 @@ namespace rdm::clip {
 namespace fs = std::filesystem;
 
 QueryEncoder QueryEncoder::load(const fs::path& clip, const fs::path& vocab, torch::Device device,
-                                torch::Dtype dtype) {
+                                torch::Dtype dtype, ClipParts parts) {
   std::optional<Tokenizer> tokenizer;
   if (!vocab.empty()) tokenizer = Tokenizer::load(vocab);  // the small file first: fail before the weights
-  return QueryEncoder(ClipModel::load(clip, device, dtype), std::move(tokenizer));
+  return QueryEncoder(ClipModel::load(clip, device, dtype, parts), std::move(tokenizer));
 }
 
 QueryEncoder::QueryEncoder(ClipModel model, std::optional<Tokenizer> tokenizer)

@@ -266,7 +266,9 @@ TEST(CliEval, YardstickAgainstAReferenceAndTabulate) {
   // --tabulate: one line per eval, sorted by sampler and model calls; the reference marked.
   const fs::path plot = fast / "ys.png";
   r = run_rdm("eval --tabulate " + quote(fast.string()) + " " + quote(ref.string()) + " " + quote(same.string()) +
-              " --plot " + quote(plot.string()));
+              " " + quote((ref / "eval.json").string()) + " --plot " + quote(plot.string()));
+  EXPECT_NE(r.err.find("listed twice"), std::string::npos) << r.err;
+  EXPECT_EQ(count_lines(r.out), 2u + 3u + 2u) << r.out;  // header, 3 runs (the repeat once), note
   ASSERT_EQ(r.code, 0) << r.err;
   EXPECT_NE(r.out.find("| ddim | uniform | 4 | 4 | (reference) |"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("| ddim | uniform | 4 | 4 | 100.00 ["), std::string::npos) << r.out;

@@ -221,3 +221,34 @@ TEST(ClipModel, LoadFileWithMetadataConfigAndHfFolder) {
   EXPECT_THROW(ClipModel::load(d / "missing.safetensors"), rdm::Error);
   fs::remove_all(d);
 }
+
+// ClipParts::TextOnly: the same identity and text embeddings bit for bit, no vision parameters
+// in memory, and a clear error for images.
+TEST(ClipModel, TextOnlyLoadsNoVisionTower) {
+  auto c = tiny();
+  auto sd = random_state(c, 11);
+  const fs::path d = fs::temp_directory_path() / ("rdm_unit_clip_text_only_" + std::to_string(::getpid()));
+  fs::create_directories(d);
+  rdm::formats::write_safetensors(d / "m.safetensors", sd, {{"config", c.to_json().dump()}});
+  auto full = ClipModel::load(d / "m.safetensors");
+  auto text = ClipModel::load(d / "m.safetensors", torch::kCPU, torch::kFloat32, rdm::clip::ClipParts::TextOnly);
+  EXPECT_EQ(text.identity(), full.identity());
+  auto tok = tokens_for(c);
+  EXPECT_TRUE(torch::equal(text.encode_text(tok), full.encode_text(tok)));
+  int64_t full_params = 0, text_params = 0, vision_in_file = 0;
+  for (const auto& p : full.module().named_parameters()) full_params += p.value().numel();
+  for (const auto& p : text.module().named_parameters()) {
+    text_params += p.value().numel();
+    EXPECT_NE(p.key().rfind("visual.", 0), 0u) << p.key();
+  }
+  for (const auto& [k, v] : sd)
+    if (k.rfind("visual.", 0) == 0) vision_in_file += v.numel();
+  EXPECT_EQ(full_params - text_params, vision_in_file);
+  try {
+    text.encode_image(torch::randn({1, 3, 16, 16}));
+    ADD_FAILURE() << "encode_image worked without a vision tower";
+  } catch (const rdm::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("without its vision tower"), std::string::npos) << e.what();
+  }
+  fs::remove_all(d);
+}

@@ -46,6 +46,10 @@ struct PipelinePaths {
 struct PipelineOptions {
   std::string device = "auto";     // auto | cpu | cuda | cuda:N
   std::string precision = "fp32";  // fp32 | fp16 | bf16 (UNet and autoencoder; CLIP stays fp32)
+  // Load CLIP's vision tower too. Needed for image prompts and for embedding images (rdm eval);
+  // text prompts need only the text tower (ViT-L/14: 1.2 GB less in fp32). A request with an
+  // image prompt on a pipeline without it fails with rdm::Error.
+  bool clip_vision = true;
 };
 
 struct SampledImage {

@@ -52,20 +52,26 @@ formats::StateDict hf_to_openai(const formats::StateDict& hf);
 // True when the state dict uses Hugging Face names (text_model.* / vision_model.*).
 bool is_hf_layout(const formats::StateDict& state);
 
+// Which towers a loaded CLIP keeps: both, or only the text side (prompts only: the vision
+// tower, about 1.2 GB of ViT-L/14's 1.7 GB in fp32, is never read into memory).
+enum class ClipParts { All, TextOnly };
+
 class ClipModel {
  public:
   // Reads weights (.safetensors, state-dict .pt, OpenAI TorchScript .pt, or a Hugging Face
   // directory / model.safetensors with config.json). The config comes from a config.json
   // beside the weights, the safetensors __metadata__ "config", or the shapes (build_model).
   // Floating weights are cast to `dtype` and moved to `device`.
+  // With ClipParts::TextOnly the visual.* tensors are not loaded (nor checked beyond the
+  // config); identity() is the same as with both towers; encode_image throws rdm::Error.
   static ClipModel load(const std::filesystem::path& weights, torch::Device device = torch::kCPU,
-                        torch::Dtype dtype = torch::kFloat32);
+                        torch::Dtype dtype = torch::kFloat32, ClipParts parts = ClipParts::All);
   // Builds from an OpenAI-named state dict (strict: every key used, every key present).
   // The TorchScript scalar buffers input_resolution/context_length/vocab_size are ignored.
   static ClipModel from_state_dict(const formats::StateDict& state, const ClipConfig& config,
                                    torch::Device device = torch::kCPU,
                                    torch::Dtype dtype = torch::kFloat32,
-                                   const std::string& source = "state dict");
+                                   const std::string& source = "state dict", ClipParts parts = ClipParts::All);
 
   // tokens int32/int64 [N, context_length] -> [N, embed_dim], NOT normalised. Optionally
   // returns the ln_final hidden states [N, context_length, width].

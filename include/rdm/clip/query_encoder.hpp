@@ -26,8 +26,10 @@ class QueryEncoder {
  public:
   // Loads the vocabulary (when `vocab` is not empty; without one only images can be encoded)
   // and then the CLIP weights on `device` in `dtype`.
+  // ClipParts::TextOnly: prompts only (encode_image_files / image_features throw rdm::Error).
   static QueryEncoder load(const std::filesystem::path& clip, const std::filesystem::path& vocab = {},
-                           torch::Device device = torch::kCPU, torch::Dtype dtype = torch::kFloat32);
+                           torch::Device device = torch::kCPU, torch::Dtype dtype = torch::kFloat32,
+                           ClipParts parts = ClipParts::All);
   explicit QueryEncoder(ClipModel model, std::optional<Tokenizer> tokenizer = std::nullopt);
 
   // clip.tokenize at the model's context length: int64 [N, context_length] on the CPU.
