@@ -70,6 +70,12 @@ json stage_summary(const fs::path& dir) {
     const auto tf = formats::read_safetensors(ckpt);
     if (auto it = tf.metadata.find("config"); it != tf.metadata.end()) s["config"] = json::parse(it->second);
   }
+  // The input folders of a stage as trained name this machine's paths: keep only their last
+  // component (the inputs' hashes identify them).
+  if (s.contains("config") && s["config"].is_object())
+    for (const char* k : {"autoencoder", "clip"})
+      if (s["config"].contains(k) && s["config"][k].is_string())
+        s["config"][k] = fs::path(s["config"][k].get<std::string>()).filename().string();
   return s;
 }
 

@@ -388,6 +388,12 @@ TEST(TrainExport, EmaWeightsBecomeTheModelAndTheFolderLoadsByItself) {
   EXPECT_EQ(ins.ema_tensors, 0);
   const auto training = nlohmann::json::parse(std::ifstream(out / "training.json"));
   EXPECT_EQ(training.at("rdm").at("steps").get<int64_t>(), 3);
+  // No absolute paths of the training machine in the shipped record.
+  for (const char* k : {"autoencoder", "clip"}) {
+    const std::string v = training.at("rdm").at("config").at(k).get<std::string>();
+    EXPECT_FALSE(v.empty()) << k;
+    EXPECT_EQ(v.find('/'), std::string::npos) << k << ": " << v;
+  }
 
   // A stage folder without its model is named.
   train::ExportOptions bad = eo;
