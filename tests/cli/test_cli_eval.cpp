@@ -6,6 +6,7 @@
 #include <cmath>
 #include <set>
 
+#include "cli/cli_chromium.hpp"
 #include "cli/cli_demo_fixture.hpp"
 #include "rdm/formats/npy.hpp"
 #include "rdm/image/png.hpp"
@@ -82,19 +83,6 @@ void expect_eval_json(const fs::path& out, const json& e) {
   }
 }
 
-// Chromium on PATH ("" when there is none).
-std::string find_chromium() {
-  const std::string path = env("PATH");
-  for (const char* name : {"chromium", "chromium-browser", "google-chrome"})
-    for (size_t start = 0; start <= path.size();) {
-      size_t colon = path.find(':', start);
-      if (colon == std::string::npos) colon = path.size();
-      const fs::path cand = fs::path(path.substr(start, colon - start)) / name;
-      if (colon > start && ::access(cand.c_str(), X_OK) == 0) return cand.string();
-      start = colon + 1;
-    }
-  return "";
-}
 }  // namespace
 
 TEST(CliEval, EndToEndWritesTheReportAndResumes) {
@@ -344,9 +332,9 @@ TEST(CliEval, BadInputIsOneClearLine) {
 }
 
 TEST(CliEval, ReportRendersInHeadlessChromium) {
-  const std::string chromium = find_chromium();
-  if (chromium.empty()) {
-    if (env("RDM_REQUIRE_CHROMIUM") == "1")
+  const std::string exe = find_chromium();
+  if (exe.empty()) {
+    if (chromium_required())
       FAIL() << "RDM_REQUIRE_CHROMIUM=1 (CMake found Chromium at configure time) but no chromium is on PATH";
     GTEST_SKIP() << "chromium is not on PATH: report.html not checked in a browser";
   }
@@ -357,18 +345,10 @@ TEST(CliEval, ReportRendersInHeadlessChromium) {
                    db(demo, "stripes") + " " + db(demo, "dots") + " --seeds 1 2 --steps 2 -k 5 -W 64 -H 64 " +
                    model_args(demo) + " --out " + quote(out.string()));
   ASSERT_EQ(r.code, 0) << r.err;
-  const fs::path html = out / "report.html", profile = out / "chromium-profile", dom = out / "dom.html";
-  fs::create_directories(profile);
-  const std::string flags =
-      " --headless --no-sandbox --disable-gpu --disable-quic --no-first-run "
-      "--disable-background-networking --disable-component-update --disable-sync --user-data-dir=" +
-      quote(profile.string());
-  int st = std::system(("timeout 120 " + quote(chromium) + flags +
-                        " --allow-file-access-from-files --virtual-time-budget=5000 --dump-dom " +
-                        quote("file://" + fs::absolute(html).string()) + " >" + quote(dom.string()) + " 2>/dev/null")
-                           .c_str());
-  const std::string page = slurp(dom);
-  ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0 && !page.empty()) << "chromium could not render " << html;
+  const fs::path html = out / "report.html";
+  const Chromium chromium(exe, out);
+  const std::string page = chromium.dump_dom(html, out / "dom.html");
+  ASSERT_FALSE(page.empty()) << "chromium could not render " << html;
   auto count = [&](const std::string& needle) {
     size_t n = 0;
     for (size_t p = 0; (p = page.find(needle, p)) != std::string::npos; p += needle.size()) ++n;
@@ -394,14 +374,8 @@ TEST(CliEval, ReportRendersInHeadlessChromium) {
   EXPECT_EQ(srcs, 24u + 1u + 3u);
   // The page displays: a screenshot with many colours (the thumbnails and plots).
   const fs::path shot = out / "shot.png";
-  st = std::system(("timeout 120 " + quote(chromium) + flags + " --window-size=1200,2000 --screenshot=" +
-                    quote(shot.string()) + " " + quote("file://" + fs::absolute(html).string()) + " >/dev/null 2>&1")
-                       .c_str());
-  ASSERT_TRUE(fs::exists(shot)) << "chromium wrote no screenshot";
-  auto img = rdm::image::read_png(shot).image;
+  ASSERT_TRUE(chromium.screenshot(html, shot, 1200, 2000)) << "chromium wrote no screenshot";
+  const auto img = rdm::image::read_png(shot).image;
   EXPECT_EQ(img.width, 1200);
-  std::set<uint32_t> colors;
-  for (size_t i = 0; i + 2 < img.pixels.size(); i += 3)
-    colors.insert(img.pixels[i] << 16 | img.pixels[i + 1] << 8 | img.pixels[i + 2]);
-  EXPECT_GT(colors.size(), 100u);
+  EXPECT_GT(distinct_colors(img), 100u);
 }

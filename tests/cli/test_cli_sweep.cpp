@@ -6,6 +6,7 @@
 #include <set>
 #include <thread>
 
+#include "cli/cli_chromium.hpp"
 #include "cli/cli_demo_fixture.hpp"
 #include "rdm/image/png.hpp"
 
@@ -29,11 +30,6 @@ std::map<std::string, std::string> image_pixels(const fs::path& dir) {
 
 size_t count_lines(const std::string& s) { return static_cast<size_t>(std::count(s.begin(), s.end(), '\n')); }
 
-std::string find_chromium() {
-  for (const char* c : {"/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"})
-    if (fs::exists(c)) return c;
-  return "";
-}
 }  // namespace
 
 TEST(CliSweep, ResumeSkipsFinishedJobs) {
@@ -167,20 +163,14 @@ TEST(CliDemo, EndToEndWithGalleryInHeadlessChromium) {
   std::ofstream(out / "other" / "mine.txt") << "x";
   EXPECT_EQ(run_rdm("demo --out " + quote((out / "other").string())).code, 1);
 
-  const std::string chromium = find_chromium();
-  if (chromium.empty()) GTEST_SKIP() << "chromium not installed: gallery not checked in a browser";
-  fs::path profile = out / "chromium-profile";
-  fs::create_directories(profile);
-  const fs::path dom = out / "dom.html";
-  std::string cmd = "timeout 120 " + quote(chromium) +
-                    " --headless --no-sandbox --disable-gpu --disable-quic --no-first-run "
-                    "--disable-background-networking --disable-component-update --disable-sync --user-data-dir=" +
-                    quote(profile.string()) + " --allow-file-access-from-files --virtual-time-budget=5000 "
-                    "--run-all-compositor-stages-before-draw --dump-dom " +
-                    quote("file://" + fs::absolute(gallery).string()) + " >" + quote(dom.string()) + " 2>/dev/null";
-  int st = std::system(cmd.c_str());
-  std::string html = slurp(dom);
-  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0 || html.empty()) GTEST_SKIP() << "chromium could not run here";
+  const std::string exe = find_chromium();
+  if (exe.empty()) {
+    if (chromium_required()) FAIL() << "RDM_REQUIRE_CHROMIUM=1 (CMake found Chromium at configure time) but none is on PATH";
+    GTEST_SKIP() << "chromium is not on PATH: the gallery is not checked in a browser";
+  }
+  const Chromium chromium(exe, out);
+  const std::string html = chromium.dump_dom(gallery, out / "dom.html");
+  ASSERT_FALSE(html.empty()) << "chromium could not render " << gallery;
   // The browser parsed the page into one figure per image, each with its prompt, style and seed.
   size_t figures = 0;
   for (size_t p = 0; (p = html.find("<figure class=\"item\"", p)) != std::string::npos; ++p) ++figures;
@@ -197,20 +187,10 @@ TEST(CliDemo, EndToEndWithGalleryInHeadlessChromium) {
     fs::path target = fs::path(src).is_absolute() ? fs::path(src) : gallery.parent_path() / src;
     EXPECT_TRUE(fs::exists(target)) << src;
   }
-  // A screenshot renders (the page displays).
-  fs::path shot = out / "shot.png";
-  std::string shot_cmd = "timeout 120 " + quote(chromium) +
-                         " --headless --no-sandbox --disable-gpu --disable-quic --no-first-run "
-                         "--disable-background-networking --disable-component-update --disable-sync --user-data-dir=" +
-                         quote(profile.string()) + " --window-size=1000,800 --screenshot=" + quote(shot.string()) + " " +
-                         quote("file://" + fs::absolute(gallery).string()) + " >/dev/null 2>&1";
-  if (std::system(shot_cmd.c_str()) == 0 && fs::exists(shot)) {
-    auto img = rdm::image::read_png(shot).image;
-    EXPECT_EQ(img.width, 1000);
-    // Not a blank page: the gallery images make many distinct colours.
-    std::set<uint32_t> colors;
-    for (size_t i = 0; i + 2 < img.pixels.size(); i += 3)
-      colors.insert(img.pixels[i] << 16 | img.pixels[i + 1] << 8 | img.pixels[i + 2]);
-    EXPECT_GT(colors.size(), 50u);
-  }
+  // A screenshot renders (the page displays): not a blank page, the gallery images make many colours.
+  const fs::path shot = out / "shot.png";
+  ASSERT_TRUE(chromium.screenshot(gallery, shot, 1000, 800)) << "chromium wrote no screenshot";
+  const auto img = rdm::image::read_png(shot).image;
+  EXPECT_EQ(img.width, 1000);
+  EXPECT_GT(distinct_colors(img), 50u);
 }
