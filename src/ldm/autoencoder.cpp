@@ -217,12 +217,17 @@ torch::Tensor AeMidImpl::forward(torch::Tensor h) {
 // ---------------------------------------------------------------------------------------------
 // Encoder / Decoder
 
+namespace {
+// Whether the blocks at resolution `res` carry an AttnBlock (attn_type "vanilla" and res listed
+// in attn_resolutions; "none" has none), as Encoder/Decoder in model.py.
+bool has_vanilla_attention(const DDConfig& cfg, int64_t res) {
+  return cfg.attn_type == "vanilla" &&
+         std::find(cfg.attn_resolutions.begin(), cfg.attn_resolutions.end(), res) != cfg.attn_resolutions.end();
+}
+}  // namespace
+
 EncoderImpl::EncoderImpl(const DDConfig& c) : cfg(c) {
-  const bool vanilla = cfg.attn_type == "vanilla";
-  const auto has_attn = [&](int64_t res) {
-    return vanilla && std::find(cfg.attn_resolutions.begin(), cfg.attn_resolutions.end(), res) !=
-                          cfg.attn_resolutions.end();
-  };
+  const auto has_attn = [&](int64_t res) { return has_vanilla_attention(cfg, res); };
   const int64_t n = static_cast<int64_t>(cfg.ch_mult.size());
   conv_in = register_module("conv_in", make_conv(cfg.in_channels, cfg.ch, 3, 1, 1));
   down = register_module("down", torch::nn::ModuleList());
@@ -250,7 +255,7 @@ EncoderImpl::EncoderImpl(const DDConfig& c) : cfg(c) {
     down->push_back(level);
     levels.push_back(level);
   }
-  mid = register_module("mid", AeMid(block_in, vanilla));
+  mid = register_module("mid", AeMid(block_in, cfg.attn_type == "vanilla"));
   norm_out = register_module("norm_out", make_norm(block_in));
   conv_out = register_module(
       "conv_out", make_conv(block_in, cfg.double_z ? 2 * cfg.z_channels : cfg.z_channels, 3, 1, 1));
@@ -272,16 +277,12 @@ torch::Tensor EncoderImpl::forward(const torch::Tensor& x) {
 }
 
 DecoderImpl::DecoderImpl(const DDConfig& c) : cfg(c) {
-  const bool vanilla = cfg.attn_type == "vanilla";
-  const auto has_attn = [&](int64_t res) {
-    return vanilla && std::find(cfg.attn_resolutions.begin(), cfg.attn_resolutions.end(), res) !=
-                          cfg.attn_resolutions.end();
-  };
+  const auto has_attn = [&](int64_t res) { return has_vanilla_attention(cfg, res); };
   const int64_t n = static_cast<int64_t>(cfg.ch_mult.size());
   int64_t block_in = cfg.ch * cfg.ch_mult[n - 1];
   int64_t curr_res = cfg.resolution >> (n - 1);
   conv_in = register_module("conv_in", make_conv(cfg.z_channels, block_in, 3, 1, 1));
-  mid = register_module("mid", AeMid(block_in, vanilla));
+  mid = register_module("mid", AeMid(block_in, cfg.attn_type == "vanilla"));
   // Built from the last level down to 0 (as the reference), registered in index order.
   levels.resize(n, AeLevel(nullptr));
   for (int64_t i = n - 1; i >= 0; --i) {
