@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <chrono>
 #include <fstream>
+#include <atomic>
 #include <mutex>
 
 #include "app/pipeline_stages.hpp"
@@ -59,8 +60,13 @@ struct Pipeline::Impl {
   torch::Device device = torch::kCPU;
   torch::Dtype dtype = torch::kFloat32;
   ldm::LdmConfig config;
-  std::optional<ldm::LatentDiffusion> ldm;
-  std::optional<clip::QueryEncoder> encoder;  // tokenizer + CLIP (float32)
+  // Mutable only for one-shot pipelines, whose sample() releases the models it no longer needs.
+  mutable std::optional<ldm::LatentDiffusion> ldm;
+  mutable std::optional<clip::QueryEncoder> encoder;  // tokenizer + CLIP (float32)
+  std::string clip_identity;  // of `encoder`, kept for the records once it is released
+  int64_t clip_dim = 0;       // its embedding width
+  bool one_shot = false;
+  mutable std::atomic<bool> used{false};
   std::string model_hash;
   double load_seconds = 0;
   // Databases stay open across requests (a sweep opens each once).
@@ -74,7 +80,7 @@ struct Pipeline::Impl {
     if (it != databases.end()) return it->second;
     auto db = std::make_shared<retrieval::Database>(retrieval::Database::open(dir));
     // A database made with another CLIP lives in another embedding space.
-    db->check_query_encoder(encoder->model().identity(), encoder->config().embed_dim);
+    db->check_query_encoder(clip_identity, clip_dim);
     databases[key] = db;
     return db;
   }
@@ -117,6 +123,9 @@ Pipeline Pipeline::load(const PipelinePaths& paths, const PipelineOptions& optio
   spec.dtype = impl->dtype;
   impl->ldm = ldm::LatentDiffusion::load(paths.model, impl->config, spec);
   impl->model_hash = file_fingerprint(paths.model);
+  impl->clip_identity = impl->encoder->model().identity();
+  impl->clip_dim = impl->encoder->config().embed_dim;
+  impl->one_shot = options.one_shot;
   impl->load_seconds = since(t0);
   spdlog::info("pipeline: loaded RDM '{}' and CLIP {} on {} ({}) in {:.2f} s", paths.model.string(),
                impl->encoder->model().identity(), impl->device.str(), precision_name(impl->dtype), impl->load_seconds);
@@ -135,7 +144,7 @@ ImageRecord Pipeline::Impl::model_record() const {
   ImageRecord r;
   r.model = ImageRecord::Model{fs::absolute(paths.model).string(), model_hash, fs::absolute(paths.config).string(),
                                ldm->uses_ema()};
-  r.clip = ImageRecord::Clip{fs::absolute(paths.clip).string(), encoder->model().identity()};
+  r.clip = ImageRecord::Clip{fs::absolute(paths.clip).string(), clip_identity};
   r.vocab = fs::absolute(paths.vocab).string();
   r.device = device.str();
   r.precision = precision_name(dtype);
@@ -144,7 +153,10 @@ ImageRecord Pipeline::Impl::model_record() const {
 
 json Pipeline::describe() const { return impl_->model_record().model_json(); }
 
-const clip::QueryEncoder& Pipeline::query_encoder() const { return *impl_->encoder; }
+const clip::QueryEncoder& Pipeline::query_encoder() const {
+  if (!impl_->encoder) fail("pipeline: CLIP was released after this one-shot pipeline's sample()");
+  return *impl_->encoder;
+}
 
 namespace {
 // Step 0: the request against the model (the CLI checks the same rules before loading).
@@ -182,6 +194,10 @@ bool sample_images(const Pipeline::Impl& m, const SampleRequest& req, const torc
       // 5. Guided sampling from per-image seeded noise.
       torch::Tensor z = stage::sample_batch(ldm, req, c, b0, B, height, width, callbacks);
       sample_s += since(ts);
+      if (m.one_shot && b0 + B >= req.n) {
+        m.ldm->release_unet();  // the last batch is sampled: the decode needs only the first stage
+        spdlog::debug("sample: one-shot: UNet released before the decode");
+      }
       auto td = Clock::now();
       release_free_memory();  // the UNet's freed activations: the decode needs larger blocks
       for (int64_t i = 0; i < B; ++i) {
@@ -223,6 +239,8 @@ SampleResult Pipeline::sample(const SampleRequest& req, const SampleProgressFn& 
 SampleResult Pipeline::sample(const SampleRequest& req, const SampleCallbacks& callbacks) const {
   c10::InferenceMode inference;
   const Impl& m = *impl_;
+  if (m.one_shot && m.used.exchange(true))
+    fail("pipeline: a one-shot pipeline serves one sample() call (its models were released after the first)");
   const auto& ldm = *m.ldm;
   SampleResult result;
 
@@ -260,6 +278,11 @@ SampleResult Pipeline::sample(const SampleRequest& req, const SampleCallbacks& c
   const ImageRecord base = stage::request_record(m.model_record(), req, result.prompt,
                                                  stage::database_records(req, dbs, retrieve), result.neighbors,
                                                  retrieve, width, height);
+  if (m.one_shot) {
+    m.encoder.reset();  // the query is embedded and the neighbours retrieved: CLIP is done
+    release_free_memory();
+    spdlog::debug("sample: one-shot: CLIP released before sampling");
+  }
   const bool finished = sample_images(m, req, c, base, width, height, callbacks, result);
   const int64_t done = static_cast<int64_t>(result.images.size());
   const double sample_s = result.seconds["sample"], decode_s = result.seconds["decode"];

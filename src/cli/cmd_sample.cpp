@@ -252,6 +252,8 @@ void run_sample(const SampleOpts& o, const CLI::App& cmd) {
   ensure_writable_dir(out);
   PipelineOptions po = mo.options();
   po.clip_vision = base.image_prompt.has_value();  // text prompts: CLIP's text tower only
+  // One prompt: one sample() call, so each model goes as soon as it is no longer needed.
+  po.one_shot = prompts.size() == 1;
   auto pipeline = Pipeline::load(paths, po);
   if (!o.from_png.empty()) check_record_clip(rec, pipeline, o.ignore_hashes, where);
   sample_and_write(o, pipeline, base, prompts);

@@ -139,6 +139,7 @@ torch::Tensor LatentDiffusion::apply_model(const torch::Tensor& x, const torch::
     if (!context.defined()) fail("apply_model: this model needs a cross-attention context");
     ctx = context.to(dev, dt);
   }
+  if (!s_->unet) fail("apply_model: the UNet was released (one-shot sampling is over)");
   torch::Tensor out = s_->unet->forward(x.to(dev, dt), t.to(dev), ctx);
   return out.to(x.scalar_type());
 }
@@ -168,5 +169,6 @@ torch::Device LatentDiffusion::device() const { return s_->spec.device; }
 torch::Dtype LatentDiffusion::dtype() const { return s_->spec.dtype; }
 bool LatentDiffusion::uses_ema() const { return s_->ema; }
 UNetModel LatentDiffusion::unet() const { return s_->unet; }
+void LatentDiffusion::release_unet() { s_->unet = nullptr; }
 
 }  // namespace rdm::ldm

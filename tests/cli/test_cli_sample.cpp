@@ -135,6 +135,29 @@ TEST(CliSample, BatchSizeDoesNotChangeImages) {
   EXPECT_EQ(rdm::image::read_png(pngs(c)[0]).image.pixels, rdm::image::read_png(fa[2]).image.pixels);
 }
 
+// One prompt runs one-shot (CLIP released before sampling, the UNet before the last decode):
+// the same pixels as a run of two prompts that keeps every model.
+TEST(CliSample, OneShotReleasesModelsAndKeepsTheImages) {
+  auto demo = demo_dir();
+  auto one = scratch("oneshot1"), two = scratch("oneshot2");
+  const std::string tail = model_args(demo) + " --database " + db(demo, "dots") + kFast + "-n 3 --batch-size 2 ";
+  auto r = run_rdm("-v sample 'red flowers' " + tail + "--out " + quote(one.string()));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("one-shot: CLIP released before sampling"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("one-shot: UNet released before the decode"), std::string::npos) << r.err;
+  r = run_rdm("-v sample 'red flowers' 'an old castle' " + tail + "--out " + quote(two.string()));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.err.find("one-shot"), std::string::npos) << r.err;
+  auto fa = pngs(one), fb = pngs(two);
+  ASSERT_EQ(fa.size(), 3u);
+  ASSERT_EQ(fb.size(), 6u);
+  size_t same = 0;
+  for (const auto& a : fa)
+    for (const auto& b : fb)
+      same += rdm::image::read_png(a).image.pixels == rdm::image::read_png(b).image.pixels;
+  EXPECT_EQ(same, 3u);  // each one-shot image is one of the two-prompt run's 'red flowers' images
+}
+
 TEST(CliSample, FromPngReproducesTheImage) {
   auto demo = demo_dir();
   auto a = scratch("from_a"), b = scratch("from_b");

@@ -50,6 +50,11 @@ struct PipelineOptions {
   // text prompts need only the text tower (ViT-L/14: 1.2 GB less in fp32). A request with an
   // image prompt on a pipeline without it fails with rdm::Error.
   bool clip_vision = true;
+  // The pipeline serves one sample() call (`rdm sample` with one prompt): CLIP is released as
+  // soon as the query is embedded and the neighbours retrieved, the UNet as soon as the last
+  // batch is sampled, so that the decode does not hold the UNet's weights. The images are the
+  // same bytes. A second sample() call, or query_encoder() after the first, is an rdm::Error.
+  bool one_shot = false;
 };
 
 struct SampledImage {

@@ -58,6 +58,9 @@ class LatentDiffusion {
   bool uses_ema() const;
   // The modules (shared handles), e.g. for benchmarks and hooks.
   UNetModel unet() const;
+  // Drops this object's UNet (its weights go once no other handle holds them); apply_model
+  // then throws rdm::Error. For one-shot sampling: the decode does not need the UNet.
+  void release_unet();
 
   LatentDiffusion(LatentDiffusion&&) noexcept;
   LatentDiffusion& operator=(LatentDiffusion&&) noexcept;
