@@ -27,7 +27,7 @@ IndexChoice choose_index(int64_t n, int64_t d) {
     nlist *= 2;
   c.description = fmt::format("IVF{},SQ8", nlist);
   c.rerank = 100;
-  for (int64_t p : {8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256})
+  for (int64_t p : {2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256})
     if (p <= nlist / 4) c.nprobes.push_back(p);
   c.recall_target = n <= 300000 ? 0.99 : 0.97;
   c.reason = fmt::format("{} vectors > {}: exact search would take about {:.0f} ms per query; "

@@ -55,7 +55,7 @@ class NpyRows : public RowSource {
   int64_t n_ = 0, d_ = 0;
 };
 
-// Rows per chunk when streaming (about 200 MB of float32 at D = 768).
-constexpr int64_t kRowChunk = 65536;
+// Rows per chunk when streaming (about 50 MB of float32 at D = 768).
+constexpr int64_t kRowChunk = 16384;
 
 }  // namespace rdm::retrieval
