@@ -14,6 +14,7 @@
 #include <spdlog/spdlog.h>
 
 #include <dlfcn.h>
+#include <malloc.h>
 
 #include <algorithm>
 #include <cmath>
@@ -140,6 +141,8 @@ FaissIndex FaissIndex::build(const std::string& description, const RowSource& ro
       rows.gather(picked, sample.data());
       auto t0 = std::chrono::steady_clock::now();
       index->train(m, sample.data());
+      std::vector<float>().swap(sample);
+      ::malloc_trim(0);  // the sample and k-means buffers (freed in OpenMP threads' arenas)
       spdlog::info("index '{}': trained on {} of {} vectors in {:.1f} s", description, m, n,
                    seconds_since(t0));
     }

@@ -44,9 +44,9 @@ void NpyRows::gather(const std::vector<int64_t>& ids, float* out) const {
   torch::Tensor dst = torch::from_blob(out, {static_cast<int64_t>(ids.size()), d_}, torch::kFloat32);
   dst.copy_(stored_.index_select(0, idx));
   if (stored_.scalar_type() != torch::kFloat32) normalize_rows(out, static_cast<int64_t>(ids.size()), d_);
-  if (ids.size() >= 1024)  // a training sample: the file's pages need not stay resident (read-only
-    // mapping: touched again, they are read back from the page cache)
-    io::MappedFile::release_pages(stored_.data_ptr(), static_cast<size_t>(stored_.nbytes()));
+  // The file's pages need not stay resident (a training sample, the re-ranked candidates of the
+  // recall measurement): touched again, they are read back from the page cache.
+  io::MappedFile::release_pages(stored_.data_ptr(), static_cast<size_t>(stored_.nbytes()));
 }
 
 }  // namespace rdm::retrieval
