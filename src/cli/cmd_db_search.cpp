@@ -22,17 +22,22 @@ namespace fs = std::filesystem;
 
 void add_db_search_command(CLI::App& db) {
   struct Args {
-    std::string dir, text, image, sheet;
+    std::string dir, text, image, sheet, query_npy;
     int64_t k = 19, nprobe = 0, ef = 0, rerank = 0;
-    bool json = false;
+    bool json = false, recall = false;
     ModelOptions model;
   };
   auto a = std::make_shared<Args>();
-  auto* c = db.add_subcommand("search", "Nearest database images of a text prompt or an image");
+  auto* c = db.add_subcommand("search", "Nearest database images of a text prompt, an image or raw query vectors");
   c->add_option("db", a->dir, "Database folder")->required();
   auto* text = c->add_option("--text", a->text, "Text prompt");
   auto* image = c->add_option("--image", a->image, "Query image")->check(CLI::ExistingFile);
+  auto* npy = c->add_option("--query-npy", a->query_npy,
+                            "Raw query vectors: float32 .npy [N, D] (L2-normalised by rdm), answered one "
+                            "at a time with per-query latency")->check(CLI::ExistingFile);
   text->excludes(image);
+  npy->excludes(text)->excludes(image);
+  c->add_flag("--recall", a->recall, "With --query-npy: recall@k against exact search over the stored embeddings");
   c->add_option("-k,--knn", a->k, "Number of neighbours")->capture_default_str()
       ->check(CLI::PositiveNumber);
   c->add_option("--nprobe", a->nprobe, "IVF lists probed (default: manifest)")->check(CLI::NonNegativeNumber);
@@ -46,7 +51,12 @@ void add_db_search_command(CLI::App& db) {
   use.precision_of = "CLIP (fp16 needs CUDA)";
   a->model.add_to(c, use);
   c->callback([a] {
-    if (a->text.empty() && a->image.empty()) fail("give a query: --text \"...\" or --image FILE");
+    if (!a->query_npy.empty()) {
+      if (!a->sheet.empty()) fail("--sheet needs a --text or --image query, not --query-npy");
+      return run_db_search_npy({a->dir, a->query_npy, a->k, a->nprobe, a->ef, a->rerank, a->json, a->recall});
+    }
+    if (a->recall) fail("--recall applies to --query-npy queries");
+    if (a->text.empty() && a->image.empty()) fail("give a query: --text \"...\", --image FILE or --query-npy Q.npy");
     auto d = retrieval::Database::open(a->dir);
     fs::path clip_path;
     if (!a->model.clip.empty()) {

@@ -5,7 +5,8 @@ namespace rdm::cli {
 
 CLI::Option* add_index_options(CLI::App* c, retrieval::IndexOptions& index) {
   auto* opt = c->add_option("--index", index.description,
-                            "FAISS index_factory string (Flat = exact; e.g. IVF4096,PQ64, HNSW32)")
+                            "auto (by collection size: Flat up to 50k, else IVF-SQ8 with tuned nprobe and exact re-ranking) "
+                            "or a FAISS index_factory string (Flat = exact; e.g. IVF4096,PQ64, HNSW32)")
                   ->capture_default_str();
   c->add_option("--nprobe", index.nprobe, "IVF lists probed at search time (stored in the manifest)")
       ->check(CLI::NonNegativeNumber);

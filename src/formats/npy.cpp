@@ -332,14 +332,13 @@ torch::Tensor parse_npy(std::string_view bytes, const std::string& name) {
   return from_bytes(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size(), name, nullptr);
 }
 
-std::string npy_bytes(const torch::Tensor& tensor) {
-  torch::Tensor t = tensor.detach().to(torch::kCPU).contiguous();
-  const char* descr = npy_descr(t.scalar_type());
-  if (!descr) fail("dtype {} cannot be stored in a .npy file", c10::toString(t.scalar_type()));
+std::string npy_header(torch::ScalarType dtype, const std::vector<int64_t>& sizes) {
+  const char* descr = npy_descr(dtype);
+  if (!descr) fail("dtype {} cannot be stored in a .npy file", c10::toString(dtype));
   std::string shape;
-  if (t.dim() == 0) shape = "()";
-  else if (t.dim() == 1) shape = fmt::format("({},)", t.size(0));
-  else shape = fmt::format("({})", fmt::join(t.sizes(), ", "));
+  if (sizes.empty()) shape = "()";
+  else if (sizes.size() == 1) shape = fmt::format("({},)", sizes[0]);
+  else shape = fmt::format("({})", fmt::join(sizes, ", "));
   std::string header = fmt::format("{{'descr': '{}', 'fortran_order': False, 'shape': {}, }}", descr, shape);
   // Pad with spaces so that the data starts at a multiple of 64, header ends with '\n'.
   const std::size_t total = 10 + header.size() + 1;
@@ -349,6 +348,12 @@ std::string npy_bytes(const torch::Tensor& tensor) {
   out.push_back(static_cast<char>(header.size() & 0xff));
   out.push_back(static_cast<char>(header.size() >> 8));
   out += header;
+  return out;
+}
+
+std::string npy_bytes(const torch::Tensor& tensor) {
+  torch::Tensor t = tensor.detach().to(torch::kCPU).contiguous();
+  std::string out = npy_header(t.scalar_type(), t.sizes().vec());
   out.append(static_cast<const char*>(t.data_ptr()), static_cast<std::size_t>(t.numel() * t.element_size()));
   return out;
 }

@@ -24,6 +24,7 @@
 #include "rdm/retrieval/build.hpp"
 #include "rdm/retrieval/manifest.hpp"
 #include "retrieval/finalize.hpp"
+#include "retrieval/auto_index.hpp"
 #include "retrieval/index.hpp"
 #include "retrieval/scan.hpp"
 #include "rdm/io/sha256.hpp"
@@ -211,7 +212,7 @@ clip::QueryEncoder load_encoder(const BuildOptions& opt, const fs::path& root, S
   spdlog::info("CLIP '{}' loaded in {:.2f} s (embed dim {}, resolution {})", model.identity(),
                std::chrono::duration<double>(Clock::now() - tl).count(), cfg.embed_dim,
                cfg.image_resolution);
-  validate_index_description(opt.index.description, cfg.embed_dim);
+  if (!is_auto_index(opt.index.description)) validate_index_description(opt.index.description, cfg.embed_dim);
   Store::Transaction tx(store);
   check_meta(store, "clip_identity", model.identity(), opt.out);
   check_meta(store, "dim", std::to_string(cfg.embed_dim), opt.out);

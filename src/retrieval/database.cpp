@@ -6,12 +6,15 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cmath>
 #include <mutex>
 #include <numeric>
 
 #include "rdm/runtime/error.hpp"
 #include "rdm/formats/npy.hpp"
 #include "retrieval/index.hpp"
+#include "retrieval/ivf_scan.hpp"
+#include "retrieval/rows.hpp"
 #include "retrieval/search.hpp"
 #include "retrieval/store.hpp"
 
@@ -164,11 +167,27 @@ std::vector<std::vector<Neighbor>> Database::search(const torch::Tensor& queries
 
   const int64_t rerank = opt.rerank > 0 ? opt.rerank : m.rerank;
   // Exact re-rank scores from the stored embeddings (ScaNN's reorder step).
+  // Read straight from the memory-mapped file, row by row: no tensor ops (their OpenMP regions
+  // would cost more than the arithmetic for one query).
+  const torch::Tensor& st = impl_->stored;
+  std::vector<float> row(static_cast<size_t>(d));
   ExactScoreFn exact = [&](const std::vector<int64_t>& ids, const float* qr, std::vector<float>& out) {
-    torch::Tensor e = embeddings(ids);
-    torch::Tensor qt = torch::from_blob(const_cast<float*>(qr), {d}, torch::kFloat32);
-    torch::Tensor sc = e.matmul(qt).contiguous();
-    std::copy_n(sc.data_ptr<float>(), ids.size(), out.begin());
+    for (size_t j = 0; j < ids.size(); ++j) {
+      if (ids[j] < 0 || ids[j] >= size())
+        fail("database '{}': embedding id {} out of range [0, {})", name(), ids[j], size());
+      if (st.scalar_type() == torch::kFloat32) {
+        out[j] = simd_dot(st.data_ptr<float>() + ids[j] * d, qr, d);
+        continue;
+      }
+      // float16 rows are renormalised in float32, exactly as embeddings() returns them.
+      const c10::Half* h = st.data_ptr<c10::Half>() + ids[j] * d;
+      double norm = 0;
+      for (int64_t c = 0; c < d; ++c) {
+        row[c] = static_cast<float>(h[c]);
+        norm += static_cast<double>(row[c]) * row[c];
+      }
+      out[j] = norm > 0 ? simd_dot(row.data(), qr, d) / static_cast<float>(std::sqrt(norm)) : 0.f;
+    }
   };
   std::vector<std::vector<std::pair<float, int64_t>>> ranked;
   {
@@ -198,6 +217,27 @@ std::vector<std::vector<Neighbor>> Database::search(const torch::Tensor& queries
       out[r].push_back(std::move(nb));
     }
   }
+  return out;
+}
+
+std::vector<std::vector<std::pair<float, int64_t>>> Database::search_exact(const torch::Tensor& queries,
+                                                                          int64_t k) const {
+  const Manifest& m = impl_->manifest;
+  if (queries.dim() != 2 || queries.size(1) != m.dim)
+    fail("database '{}' holds {}-d embeddings, the queries have shape {}", name(), m.dim,
+         c10::str(queries.sizes()));
+  k = std::min(k, size());
+  const int64_t nq = queries.size(0);
+  torch::Tensor q = queries.detach().to(torch::kCPU, torch::kFloat32).contiguous().clone();
+  normalize_rows(q.data_ptr<float>(), nq, m.dim);
+  NpyRows rows(impl_->dir / kEmbeddingsFile);
+  std::vector<float> scores(static_cast<size_t>(nq * k));
+  std::vector<int64_t> ids(static_cast<size_t>(nq * k));
+  exact_search_rows(rows, q.data_ptr<float>(), nq, k, scores.data(), ids.data());
+  std::vector<std::vector<std::pair<float, int64_t>>> out(static_cast<size_t>(nq));
+  for (int64_t r = 0; r < nq; ++r)
+    for (int64_t j = 0; j < k; ++j)
+      if (ids[r * k + j] >= 0) out[r].emplace_back(scores[r * k + j], ids[r * k + j]);
   return out;
 }
 

@@ -15,7 +15,9 @@
 #include "rdm/runtime/error.hpp"
 #include "rdm/io/atomic_file.hpp"
 #include "rdm/formats/npy.hpp"
+#include "retrieval/auto_index.hpp"
 #include "retrieval/index.hpp"
+#include "retrieval/rows.hpp"
 #include "retrieval/search.hpp"
 #include "rdm/io/sha256.hpp"
 
@@ -105,20 +107,56 @@ double write_database_files(const fs::path& dir, torch::Tensor embeddings, Manif
   }
   spdlog::info("wrote {} ({} x {} {})", (dir / kEmbeddingsFile).string(), n, d, opt.dtype);
 
+  MatrixRows rows(x.data_ptr<float>(), n, d);
+  const double recall = finish_database(dir, rows, m, opt, recall_raw);
+  m.report["finalize_seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  m.write(dir);  // last: the folder is complete from here on
+  return recall;
+}
+
+namespace {
+int64_t recall_queries(const IndexOptions& opt, int64_t n, int64_t d, bool tuning) {
+  if (opt.recall_queries > 0) return opt.recall_queries;
+  // Keep the exact ground truth affordable: about 5e10 multiply-adds at most (more queries
+  // when the build tunes nprobe on them: 400, about 2.5e11 at 1M x 768).
+  double budget = (tuning ? 2.5e11 : 5e10) / (static_cast<double>(n) * static_cast<double>(d));
+  return std::clamp<int64_t>(static_cast<int64_t>(budget), tuning ? 400 : 100, 1000);
+}
+}  // namespace
+
+double finish_database(const fs::path& dir, const RowSource& rows, Manifest& m, IndexOptions opt,
+                       double* recall_raw) {
+  const int64_t n = rows.rows(), d = rows.dim();
   auto t1 = std::chrono::steady_clock::now();
-  FaissIndex index = FaissIndex::build(opt.description, x.data_ptr<float>(), n, d, opt.train_size,
-                                       opt.seed);
+  IndexChoice choice;
+  const bool automatic = is_auto_index(opt.description);
+  if (automatic) {
+    choice = choose_index(n, d);
+    spdlog::info("index: {} -> '{}'", choice.reason, choice.description);
+    opt.description = choice.description;
+    if (opt.rerank <= 0) opt.rerank = choice.rerank;
+    m.report["index_choice"] = choice.reason;
+  }
+  FaissIndex index = FaissIndex::build(opt.description, rows, opt.train_size, opt.seed);
   if (opt.nprobe > 0 || opt.ef > 0) index.set_search_params(opt.nprobe, opt.ef);
   double recall = -1;
   if (!index.exact() && n > 1) {
-    int64_t q = opt.recall_queries;
-    if (q <= 0) {
-      // Keep the exact ground truth affordable: about 5e10 multiply-adds at most.
-      double budget = 5e10 / (static_cast<double>(n) * static_cast<double>(d));
-      q = std::clamp<int64_t>(static_cast<int64_t>(budget), 100, 1000);
+    const bool tune = automatic && opt.nprobe <= 0 && !choice.nprobes.empty();
+    RecallSet set = make_recall_set(rows, opt.recall_k, recall_queries(opt, n, d, tune), opt.seed);
+    RecallFigures f;
+    if (tune) {
+      // The smallest nprobe whose served recall (held-out queries, exact ground truth) reaches
+      // the target; the largest tried otherwise.
+      for (int64_t p : choice.nprobes) {
+        index.set_search_params(p, 0);
+        opt.nprobe = p;
+        f = measure_recall(index, rows, set, opt.rerank);
+        spdlog::info("index '{}': nprobe {} -> recall@{} {:.4f}", opt.description, p, set.k, f.served);
+        if (f.served >= choice.recall_target) break;
+      }
+    } else {
+      f = measure_recall(index, rows, set, opt.rerank);
     }
-    // Through the search users run (re-ranking included), on held-out (perturbed) queries.
-    RecallFigures f = measure_recall(index, x.data_ptr<float>(), n, d, opt.recall_k, q, opt.rerank, opt.seed);
     recall = f.served;
     if (recall_raw) *recall_raw = f.raw;
     m.report["recall"] = {{"k", opt.recall_k}, {"queries", f.queries}, {"value", f.served},
@@ -138,7 +176,6 @@ double write_database_files(const fs::path& dir, torch::Tensor embeddings, Manif
   auto t2 = std::chrono::steady_clock::now();
   spdlog::info("index '{}' over {} vectors written in {:.2f} s", opt.description, n,
                std::chrono::duration<double>(t2 - t1).count());
-
   m.count = n;
   m.dim = d;
   m.embeddings_dtype = opt.dtype;
@@ -148,8 +185,7 @@ double write_database_files(const fs::path& dir, torch::Tensor embeddings, Manif
   m.ef = opt.ef;
   m.rerank = opt.rerank;
   m.created = utc_now();
-  m.report["finalize_seconds"] = std::chrono::duration<double>(t2 - t0).count();
-  m.write(dir);  // last: the folder is complete from here on
+  m.report["index_seconds"] = std::chrono::duration<double>(t2 - t1).count();
   return recall;
 }
 

@@ -23,6 +23,15 @@ double write_database_files(const std::filesystem::path& dir, torch::Tensor embe
                             const std::function<std::string(int64_t)>& name_of = {},
                             double* recall_raw = nullptr);
 
+class RowSource;
+// The index part of write_database_files, for rows already written to dir/embeddings.npy (or
+// held in memory): resolves `--index auto` (choose_index, logged with its reason, nprobe tuned
+// on held-out queries), builds the index from `rows` (streamed when they come from a file),
+// measures recall, writes the index and fills every manifest field except content_hash and
+// finalize_seconds; the caller writes the manifest. Returns the served recall (-1: exact).
+double finish_database(const std::filesystem::path& dir, const RowSource& rows, Manifest& manifest,
+                       IndexOptions index, double* recall_raw = nullptr);
+
 // The check write_database_files makes: x [N, D] float32 contiguous.
 void check_embeddings(const torch::Tensor& x, const std::string& source,
                       const std::function<std::string(int64_t)>& name_of = {});

@@ -6,7 +6,10 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <malloc.h>
+
 #include <chrono>
+#include <fstream>
 #include <iterator>
 
 #include "rdm/formats/npy.hpp"
@@ -15,6 +18,9 @@
 #include "rdm/retrieval/manifest.hpp"
 #include "rdm/runtime/error.hpp"
 #include "retrieval/finalize.hpp"
+#include "retrieval/index.hpp"
+#include "retrieval/rows.hpp"
+#include "rdm/io/sha256.hpp"
 
 namespace rdm::retrieval {
 namespace fs = std::filesystem;
@@ -155,54 +161,189 @@ void write_store(const fs::path& out, const std::vector<StoreItem>& items, const
 
 }  // namespace import_detail
 
+namespace import_detail {
+namespace {
+// The embeddings are appended part by part to this file (the .npy header is reserved at the
+// front and written last), so an import holds one part in memory, and an interrupted import
+// resumes after the last part it finished (recorded in the store with the inputs' identity).
+constexpr const char* kPartialFile = ".embeddings.npy.partial";
+constexpr int64_t kHeaderBytes = 128;  // npy_header of any [N, D] float array with N < 10^40
+
+std::string inputs_identity(const std::vector<fs::path>& files, const std::string& dtype) {
+  nlohmann::json j = {{"dtype", dtype}, {"files", nlohmann::json::array()}};
+  for (const auto& f : files) {
+    std::error_code ec;
+    const auto size = fs::file_size(f, ec);
+    const auto time = fs::last_write_time(f, ec).time_since_epoch().count();
+    j["files"].push_back({fs::absolute(f).string(), ec ? -1 : static_cast<int64_t>(size), static_cast<int64_t>(time)});
+  }
+  return j.dump();
+}
+
+std::string sha256_of_file(const fs::path& file) {
+  io::Sha256 h;
+  std::ifstream in(file, std::ios::binary);
+  std::vector<char> buf(16 << 20);
+  while (in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    if (in.gcount() > 0) h.update(buf.data(), static_cast<size_t>(in.gcount()));
+  }
+  return "sha256:" + h.hex();
+}
+
+struct ImportState {
+  size_t parts_done = 0;
+  int64_t rows = 0, dim = -1;
+  nlohmann::json part_list = nlohmann::json::array();
+};
+
+// The state of an earlier, interrupted run of the same import (parts_done 0: none).
+ImportState find_resume(const fs::path& out, const std::string& identity, int64_t element_size) {
+  const fs::path partial = out / kPartialFile;
+  if (!fs::exists(out / kStoreFile) || !fs::exists(partial) || fs::exists(out / kManifestFile)) return {};
+  Store store = Store::open(out / kStoreFile, false);
+  // Same dtype, and the parts already done are the same files (later parts are read anew).
+  nlohmann::json now = nlohmann::json::parse(identity);
+  nlohmann::json then = nlohmann::json::parse(store.meta("import_inputs").value_or("{}"), nullptr, false);
+  if (then.is_discarded() || !then.contains("files") || then["dtype"] != now["dtype"]) return {};
+  ImportState st;
+  st.parts_done = std::stoul(store.meta("import_parts_done").value_or("0"));
+  if (st.parts_done > now["files"].size() || st.parts_done > then["files"].size()) return {};
+  for (size_t i = 0; i < st.parts_done; ++i)
+    if (now["files"][i] != then["files"][i]) return {};
+  st.rows = std::stoll(store.meta("import_rows").value_or("0"));
+  st.dim = std::stoll(store.meta("dim").value_or("-1"));
+  st.part_list = nlohmann::json::parse(store.meta("import_part_list").value_or("[]"));
+  const auto want = static_cast<uintmax_t>(kHeaderBytes + st.rows * std::max<int64_t>(st.dim, 0) * element_size);
+  if (st.parts_done == 0 || fs::file_size(partial) < want) return {};
+  fs::resize_file(partial, want);  // drop a part written after the last commit
+  Store::Transaction tx(store);
+  store.set_meta("import_inputs", identity);
+  tx.commit();
+  spdlog::info("resuming the import into '{}' after {} parts ({} rows)", out.string(), st.parts_done, st.rows);
+  return st;
+}
+
+// A fresh store and partial file (an earlier database in `out` is replaced).
+void start_fresh(const fs::path& out, const std::string& identity, const std::string& clip_identity) {
+  for (const char* suffix : {"", "-wal", "-shm"}) fs::remove(out / (std::string(kStoreFile) + suffix));
+  for (const char* f : {kManifestFile, kIndexFile, kEmbeddingsFile}) fs::remove(out / f);
+  {
+    Store store = Store::open(out / kStoreFile, true);
+    Store::Transaction tx(store);
+    store.set_meta("clip_identity", clip_identity);
+    store.set_meta("preprocess", "unknown");
+    store.set_meta("import_inputs", identity);
+    tx.commit();
+  }
+  std::ofstream(out / kPartialFile, std::ios::binary | std::ios::trunc) << std::string(kHeaderBytes, '\0');
+}
+
+struct ReadyPart {
+  torch::Tensor stored;  // [n, d] normalised, in the file dtype
+  Part part;
+};
+
+// One part read, checked (rdm::Error naming the first bad row before anything of it is
+// written) and normalised.
+ReadyPart prepare_part(const fs::path& f, const ImportState& st, torch::Dtype dtype, const std::string& source) {
+  ReadyPart r;
+  r.part = read_part(f, st.rows, st.dim);
+  const int64_t n = r.part.embeddings.size(0), d = r.part.embeddings.size(1);
+  torch::Tensor x = r.part.embeddings.to(torch::kFloat32).contiguous().clone();
+  r.part.embeddings = torch::Tensor();
+  auto name_of = [&](int64_t row) { return fmt::format("img_id {} in '{}'", r.part.items[row].orig_id, f.string()); };
+  check_embeddings(x, source, name_of);
+  normalize_rows(x.data_ptr<float>(), n, d);
+  r.stored = x.to(dtype).contiguous();
+  return r;
+}
+
+// Appends a prepared part to the partial file, then records its items and the progress in one
+// store transaction.
+void write_part(const fs::path& out, ReadyPart& r, size_t index, ImportState& st) {
+  const int64_t n = r.stored.size(0), d = r.stored.size(1);
+  {
+    std::fstream o(out / kPartialFile, std::ios::binary | std::ios::in | std::ios::out);
+    o.seekp(static_cast<std::streamoff>(kHeaderBytes + st.rows * d * r.stored.element_size()));
+    o.write(static_cast<const char*>(r.stored.data_ptr()), static_cast<std::streamsize>(r.stored.nbytes()));
+    o.flush();
+    if (!o) fail("cannot write '{}': disk full or not writable", (out / kPartialFile).string());
+  }
+  st.part_list.push_back(r.part.info);
+  Store store = Store::open(out / kStoreFile, false);
+  Store::Transaction tx(store);
+  for (const auto& it : r.part.items) store.insert_item(it);
+  st.rows += n;
+  st.dim = d;
+  st.parts_done = index + 1;
+  store.set_meta("dim", std::to_string(d));
+  store.set_meta("import_rows", std::to_string(st.rows));
+  store.set_meta("import_parts_done", std::to_string(st.parts_done));
+  store.set_meta("import_part_list", st.part_list.dump());
+  tx.commit();
+}
+}  // namespace
+}  // namespace import_detail
+
 BuildReport import_database(const ImportOptions& opt) {
   using namespace import_detail;
   const auto t0 = std::chrono::steady_clock::now();
-  embeddings_dtype(opt.index.dtype);
+  const torch::Dtype dtype = embeddings_dtype(opt.index.dtype);
+  const int64_t esize = dtype == torch::kFloat16 ? 2 : 4;
   const std::vector<fs::path> files = expand_inputs(opt.inputs);
   const fs::path out = opt.out;
   check_output(out);
-
-  // 1. Every part, concatenated in order.
-  std::vector<torch::Tensor> parts;
-  std::vector<StoreItem> items;
-  int64_t dim = -1;
-  nlohmann::json part_list = nlohmann::json::array();
-  std::vector<std::pair<int64_t, std::string>> part_rows;  // first row, file
-  for (const auto& f : files) {
-    Part part = read_part(f, static_cast<int64_t>(items.size()), dim);
-    dim = part.embeddings.size(1);
-    part_rows.emplace_back(static_cast<int64_t>(items.size()), f.string());
-    std::move(part.items.begin(), part.items.end(), std::back_inserter(items));
-    parts.push_back(part.embeddings.to(torch::kFloat32));
-    part_list.push_back(std::move(part.info));
-  }
-  torch::Tensor all = torch::cat(parts, 0).contiguous();
-  parts.clear();
-
-  // 2. Zero / NaN / infinite vectors cannot be normalised: refuse them before touching --out.
-  auto name_of = [&](int64_t r) {
-    size_t p = 0;
-    while (p + 1 < part_rows.size() && part_rows[p + 1].first <= r) ++p;
-    return fmt::format("img_id {} in '{}'", items[r].orig_id, part_rows[p].second);
-  };
   const std::string source = fmt::format("db import into '{}'", out.string());
-  check_embeddings(all, source, name_of);
 
-  // 3. The store, then the embeddings, index and manifest.
   FolderLock lock(out);
   remove_stale_temporaries(out);
-  write_store(out, items, opt.clip_identity, dim);
+  const std::string identity = inputs_identity(files, opt.index.dtype);
+  ImportState st = find_resume(out, identity, esize);
+  const int64_t resumed = st.rows;
+  // 1. Part by part: one part in memory at a time.
+  for (size_t i = st.parts_done; i < files.size(); ++i) {
+    ReadyPart ready = prepare_part(files[i], st, dtype, source);
+    if (i == 0) start_fresh(out, identity, opt.clip_identity);
+    write_part(out, ready, i, st);
+    ready = ReadyPart();
+    ::malloc_trim(0);  // give the part's freed heap back (bounded RSS over many parts)
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double rate = static_cast<double>(st.rows - resumed) / std::max(s, 1e-9);
+    spdlog::info("import: part {}/{} done, {} rows ({:.0f} rows/s, {:.0f} s)", i + 1, files.size(), st.rows, rate, s);
+  }
+
+  // 2. The header, then the finished file under its name.
+  const fs::path partial = out / kPartialFile;
+  std::string header = formats::npy_header(dtype, {st.rows, st.dim});
+  if (static_cast<int64_t>(header.size()) != kHeaderBytes)
+    fail("{}: {} x {} does not fit the reserved .npy header", source, st.rows, st.dim);
+  {
+    std::fstream o(partial, std::ios::binary | std::ios::in | std::ios::out);
+    o.write(header.data(), static_cast<std::streamsize>(header.size()));
+    o.flush();
+    if (!o) fail("cannot write '{}'", partial.string());
+  }
   Manifest m;
+  m.content_hash = sha256_of_file(partial);
+  fs::rename(partial, out / kEmbeddingsFile);
+  spdlog::info("wrote {} ({} x {} {})", (out / kEmbeddingsFile).string(), st.rows, st.dim, opt.index.dtype);
+
+  // 3. Index (streamed from the file), recall, manifest (last).
   m.name = !opt.name.empty() ? opt.name : fs::absolute(out).filename().string();
   m.clip_identity = opt.clip_identity;
   m.preprocess = "unknown";
-  m.source = {{"kind", "import"}, {"parts", part_list}};
+  m.source = {{"kind", "import"}, {"parts", st.part_list}};
   BuildReport rep;
-  rep.scanned = rep.indexed = rep.new_items = all.size(0);
+  rep.scanned = rep.indexed = st.rows;
+  rep.new_items = st.rows - resumed;
+  rep.resumed = resumed;
   m.report = {{"imported", rep.indexed}};
-  rep.recall = write_database_files(out, all, m, opt.index, source, name_of, &rep.recall_raw);
+  NpyRows rows(out / kEmbeddingsFile);
+  rep.recall = finish_database(out, rows, m, opt.index, &rep.recall_raw);
   rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  m.report["import_seconds"] = rep.seconds;
+  m.write(out);
   return rep;
 }
 

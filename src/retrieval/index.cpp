@@ -11,7 +11,14 @@
 #include <faiss/index_io.h>
 #include <faiss/utils/distances.h>
 
+#include <spdlog/spdlog.h>
+
+#include <dlfcn.h>
+#include <malloc.h>
+
 #include <algorithm>
+#include <cmath>
+#include <chrono>
 #include <numeric>
 #include <random>
 #include <unordered_set>
@@ -19,6 +26,8 @@
 
 #include "rdm/runtime/error.hpp"
 #include "rdm/io/atomic_file.hpp"
+#include "retrieval/ivf_scan.hpp"
+#include "retrieval/rows.hpp"
 
 namespace rdm::retrieval {
 namespace fs = std::filesystem;
@@ -42,6 +51,25 @@ std::string faiss_message(const faiss::FaissException& e) {
   return m;
 }
 
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// OpenBLAS (pthreads) runs its own thread pool next to FAISS's OpenMP one; FAISS calls BLAS
+// from inside OpenMP regions (IVF search: the coarse quantizer per thread slice), where both
+// pools together over-subscribe the cores. While FAISS works, BLAS runs single-threaded and
+// OpenMP is the one pool.
+using blas_threads_fn = void (*)(int);
+using blas_get_fn = int (*)();
+struct BlasThreads {
+  blas_threads_fn set = reinterpret_cast<blas_threads_fn>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+  blas_get_fn get = reinterpret_cast<blas_get_fn>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+};
+const BlasThreads& blas() {
+  static BlasThreads b;
+  return b;
+}
+
 std::vector<int64_t> sample_rows(int64_t n, int64_t m, uint64_t seed) {
   std::vector<int64_t> rows(static_cast<size_t>(n));
   std::iota(rows.begin(), rows.end(), 0);
@@ -57,6 +85,17 @@ std::vector<int64_t> sample_rows(int64_t n, int64_t m, uint64_t seed) {
 }
 }  // namespace
 
+FaissThreads::FaissThreads() {
+  if (blas().set && blas().get) {
+    saved_ = blas().get();
+    if (saved_ != 1) blas().set(1);
+  }
+}
+
+FaissThreads::~FaissThreads() {
+  if (saved_ > 1 && blas().set) blas().set(saved_);
+}
+
 FaissIndex::FaissIndex(std::unique_ptr<faiss::Index> index) : index_(std::move(index)) {}
 FaissIndex::FaissIndex(FaissIndex&&) noexcept = default;
 FaissIndex& FaissIndex::operator=(FaissIndex&&) noexcept = default;
@@ -64,6 +103,19 @@ FaissIndex::~FaissIndex() = default;
 
 FaissIndex FaissIndex::build(const std::string& description, const float* x, int64_t n,
                              int64_t dim, int64_t train_size, uint64_t seed) {
+  return build(description, MatrixRows(x, n, dim), train_size, seed);
+}
+
+int64_t FaissIndex::default_train_size(int64_t n, int64_t nlist) {
+  // FAISS's guidance is 30-256 training vectors per centroid; 64 keeps k-means well inside the
+  // minutes on 2 cores at 1M vectors (2048 lists: 131k training rows) with good centroids.
+  if (nlist > 0) return std::min<int64_t>(n, std::max<int64_t>(64 * nlist, 10000));
+  return std::min<int64_t>(n, 100000);
+}
+
+FaissIndex FaissIndex::build(const std::string& description, const RowSource& rows,
+                             int64_t train_size, uint64_t seed) {
+  const int64_t n = rows.rows(), dim = rows.dim();
   std::unique_ptr<faiss::Index> index;
   try {
     index.reset(faiss::index_factory(static_cast<int>(dim), description.c_str(),
@@ -72,23 +124,41 @@ FaissIndex FaissIndex::build(const std::string& description, const float* x, int
     fail("unknown or invalid FAISS index description '{}' for dimension {}: {} (examples: Flat, "
          "IVF1024,Flat, IVF4096,PQ64, HNSW32)", description, dim, faiss_message(e));
   }
+  FaissThreads threads;
   try {
+    auto* ivf = faiss::ivflib::try_extract_index_ivf(index.get());
+    // Spherical k-means: the rows are L2-normalised and searched by inner product.
+    if (ivf) ivf->cp.spherical = true;
     if (!index->is_trained) {
-      int64_t m = train_size > 0 ? std::min(train_size, n) : std::min<int64_t>(n, 100000);
-      if (auto* ivf = faiss::ivflib::try_extract_index_ivf(index.get()); ivf && train_size <= 0)
-        m = std::min<int64_t>(n, std::max<int64_t>(m, 256 * static_cast<int64_t>(ivf->nlist)));
-      if (auto* ivf = faiss::ivflib::try_extract_index_ivf(index.get());
-          ivf && m < static_cast<int64_t>(ivf->nlist))
+      int64_t m = train_size > 0 ? std::min(train_size, n)
+                                 : default_train_size(n, ivf ? static_cast<int64_t>(ivf->nlist) : 0);
+      if (ivf && m < static_cast<int64_t>(ivf->nlist))
         fail("FAISS index '{}' needs at least {} training vectors, only {} available; use fewer "
              "lists (e.g. IVF{},Flat) or the exact 'Flat' index", description, ivf->nlist, m,
              std::max<int64_t>(1, n / 39));
-      std::vector<int64_t> rows = sample_rows(n, m, seed);
+      std::vector<int64_t> picked = sample_rows(n, m, seed);
       std::vector<float> sample(static_cast<size_t>(m * dim));
-      for (int64_t i = 0; i < m; ++i)
-        std::copy_n(x + rows[i] * dim, dim, sample.data() + i * dim);
+      rows.gather(picked, sample.data());
+      auto t0 = std::chrono::steady_clock::now();
       index->train(m, sample.data());
+      std::vector<float>().swap(sample);
+      ::malloc_trim(0);  // the sample and k-means buffers (freed in OpenMP threads' arenas)
+      spdlog::info("index '{}': trained on {} of {} vectors in {:.1f} s", description, m, n,
+                   seconds_since(t0));
     }
-    index->add(n, x);
+    auto t1 = std::chrono::steady_clock::now();
+    if (const float* x = rows.data()) {
+      index->add(n, x);
+    } else {
+      std::vector<float> chunk;
+      for (int64_t first = 0; first < n; first += kRowChunk) {
+        const int64_t c = std::min(kRowChunk, n - first);
+        chunk.resize(static_cast<size_t>(c * dim));
+        rows.read(first, c, chunk.data());
+        index->add(c, chunk.data());
+      }
+    }
+    spdlog::info("index '{}': {} vectors added in {:.1f} s", description, n, seconds_since(t1));
   } catch (const faiss::FaissException& e) {
     fail("cannot build FAISS index '{}' on {} vectors: {}", description, n, faiss_message(e));
   }
@@ -146,6 +216,8 @@ void FaissIndex::set_search_params(int64_t nprobe, int64_t ef) {
 void FaissIndex::search(const float* q, int64_t nq, int64_t k, float* scores,
                         int64_t* ids) const {
   static_assert(sizeof(idx_t) == sizeof(int64_t));
+  if (ivf_fast_supported(*index_)) return ivf_search_fast(*index_, q, nq, k, scores, ids);
+  FaissThreads threads;
   try {
     index_->search(nq, q, k, scores, reinterpret_cast<idx_t*>(ids));
   } catch (const faiss::FaissException& e) {
@@ -172,12 +244,23 @@ void validate_index_description(const std::string& description, int64_t dim) {
 
 void exact_search(const float* x, int64_t n, const float* q, int64_t nq, int64_t d, int64_t k,
                   float* scores, int64_t* ids) {
+  FaissThreads threads;
   faiss::knn_inner_product(q, x, static_cast<size_t>(d), static_cast<size_t>(nq),
                            static_cast<size_t>(n), static_cast<size_t>(k), scores, ids);
 }
 
 void normalize_rows(float* x, int64_t n, int64_t d) {
-  faiss::fvec_renorm_L2(static_cast<size_t>(d), static_cast<size_t>(n), x);
+  if (n >= 256) return faiss::fvec_renorm_L2(static_cast<size_t>(d), static_cast<size_t>(n), x);
+  // A few rows (queries): no OpenMP region, whose idle threads would spin on the other core.
+  for (int64_t r = 0; r < n; ++r) {
+    float* row = x + r * d;
+    double s = 0;
+    for (int64_t j = 0; j < d; ++j) s += static_cast<double>(row[j]) * row[j];
+    if (s > 0) {
+      const float inv = static_cast<float>(1.0 / std::sqrt(s));
+      for (int64_t j = 0; j < d; ++j) row[j] *= inv;
+    }
+  }
 }
 
 }  // namespace rdm::retrieval

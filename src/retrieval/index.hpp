@@ -12,6 +12,21 @@ struct Index;
 
 namespace rdm::retrieval {
 
+class RowSource;
+
+// While alive: OpenBLAS single-threaded, so FAISS's OpenMP threads are the one thread pool
+// (no over-subscription of BLAS threads inside OpenMP regions). Nestable.
+class FaissThreads {
+ public:
+  FaissThreads();
+  ~FaissThreads();
+  FaissThreads(const FaissThreads&) = delete;
+  FaissThreads& operator=(const FaissThreads&) = delete;
+
+ private:
+  int saved_ = 0;
+};
+
 class FaissIndex {
  public:
   // index_factory(dim, description, METRIC_INNER_PRODUCT), trained on a seeded sample of x
@@ -19,6 +34,12 @@ class FaissIndex {
   // unknown description or too few training vectors.
   static FaissIndex build(const std::string& description, const float* x, int64_t n, int64_t dim,
                           int64_t train_size, uint64_t seed);
+  // The same from a row source (streamed in chunks when it is a file): trains on a seeded
+  // sample of at most train_size rows (0: default_train_size), then adds every row.
+  static FaissIndex build(const std::string& description, const RowSource& rows,
+                          int64_t train_size, uint64_t seed);
+  // Automatic training sample: 64 per IVF list (FAISS: 30-256), at least 10k; 100k otherwise.
+  static int64_t default_train_size(int64_t n, int64_t nlist);
   // Reads an index file; errors suggest `rdm db build` to repair.
   static FaissIndex read(const std::filesystem::path& file);
   FaissIndex(FaissIndex&&) noexcept;

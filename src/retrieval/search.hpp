@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "retrieval/index.hpp"
+#include "retrieval/rows.hpp"
 
 namespace rdm::retrieval {
 
@@ -32,7 +33,26 @@ struct RecallFigures {
 RecallFigures measure_recall(const FaissIndex& index, const float* x, int64_t n, int64_t d, int64_t k,
                              int64_t queries, int64_t rerank, uint64_t seed);
 
+// Held-out queries and their exact top k (ground truth), computed once and reused while a
+// build tries search settings.
+struct RecallSet {
+  std::vector<float> q;          // [queries, d]
+  std::vector<int64_t> truth;    // [queries, k]
+  int64_t queries = 0, k = 0;
+};
+RecallSet make_recall_set(const RowSource& rows, int64_t k, int64_t queries, uint64_t seed);
+// Fraction of the true top k found in `got` (one list per query of `set`).
+double recall_at_k(const RecallSet& set, const std::vector<std::vector<std::pair<float, int64_t>>>& got);
+RecallFigures measure_recall(const FaissIndex& index, const RowSource& rows, const RecallSet& set,
+                             int64_t rerank);
+
+// Exact top-k of q[nq, d] over every row of `rows`, chunk by chunk when they are streamed;
+// equal to exact_search over the whole matrix.
+void exact_search_rows(const RowSource& rows, const float* q, int64_t nq, int64_t k, float* scores,
+                       int64_t* ids, int64_t chunk_rows = 0);  // 0: kRowChunk (files), all (matrices)
+
 // The held-out queries measure_recall uses (exposed for tests): [m, d] row-major.
 std::vector<float> perturbed_queries(const float* x, int64_t n, int64_t d, int64_t m, uint64_t seed);
+std::vector<float> perturbed_queries(const RowSource& rows, int64_t m, uint64_t seed);
 
 }  // namespace rdm::retrieval

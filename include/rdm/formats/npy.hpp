@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 #include <string_view>
 
 #include <torch/types.h>
@@ -26,6 +27,10 @@ torch::Tensor parse_npy(std::string_view bytes, const std::string& name);
 
 // Writes a tensor as .npy (format 1.0, C order, little endian), atomically.
 void write_npy(const std::filesystem::path& path, const torch::Tensor& tensor);
+
+// The .npy header (magic, version 1.0, dict, padding: the data starts at a multiple of 64) of
+// a C-order array; npy_bytes(t) = npy_header(t's dtype, t's sizes) + t's bytes.
+std::string npy_header(torch::ScalarType dtype, const std::vector<int64_t>& sizes);
 
 // Serialises a tensor to .npy bytes.
 std::string npy_bytes(const torch::Tensor& tensor);

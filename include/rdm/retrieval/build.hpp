@@ -15,7 +15,7 @@ namespace rdm::retrieval {
 
 // How the FAISS index is made (shared by build, import and merge).
 struct IndexOptions {
-  std::string description = "Flat";  // FAISS index_factory string, inner-product metric
+  std::string description = "auto";  // FAISS index_factory string (inner product) or "auto"
   int64_t nprobe = 0;                // stored in the manifest as the search default
   int64_t ef = 0;
   int64_t rerank = 0;

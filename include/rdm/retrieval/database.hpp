@@ -54,6 +54,10 @@ class Database {
   std::vector<std::vector<Neighbor>> search(const torch::Tensor& queries, int64_t k) const;
   std::vector<std::vector<Neighbor>> search(const torch::Tensor& queries, int64_t k,
                                             const SearchOptions& options) const;
+  // Exact top-k (brute force over the stored embeddings, streamed in chunks) as (score, id),
+  // best first: the ground truth for recall measurements (`db search --recall`).
+  std::vector<std::vector<std::pair<float, int64_t>>> search_exact(const torch::Tensor& queries,
+                                                                   int64_t k) const;
   // Stored embeddings of ids: [n, D] float32, L2-normalised (CPU).
   torch::Tensor embeddings(const std::vector<int64_t>& ids) const;
 

@@ -1,0 +1,61 @@
+// Row access to the embeddings an index is built from, without holding them all in memory:
+// an in-memory matrix, or the embeddings .npy file of a database read chunk by chunk (memory
+// mapped; pages are dropped again after each chunk, so peak RSS stays bounded at any N).
+// Every row comes out as float32, L2-normalised (float16 files are renormalised in float32,
+// exactly as Database::embeddings() returns them).
+#pragma once
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <vector>
+
+#include <torch/types.h>
+
+namespace rdm::retrieval {
+
+class RowSource {
+ public:
+  virtual ~RowSource() = default;
+  virtual int64_t rows() const = 0;
+  virtual int64_t dim() const = 0;
+  // Rows [first, first + count) into out[count, dim].
+  virtual void read(int64_t first, int64_t count, float* out) const = 0;
+  // Rows `ids` (any order) into out[ids.size(), dim].
+  virtual void gather(const std::vector<int64_t>& ids, float* out) const = 0;
+  // Rows held in memory as one float32 matrix (nullptr when streamed from a file).
+  virtual const float* data() const { return nullptr; }
+};
+
+// x[n, d] float32, already normalised; not owned.
+class MatrixRows : public RowSource {
+ public:
+  MatrixRows(const float* x, int64_t n, int64_t d) : x_(x), n_(n), d_(d) {}
+  int64_t rows() const override { return n_; }
+  int64_t dim() const override { return d_; }
+  void read(int64_t first, int64_t count, float* out) const override;
+  void gather(const std::vector<int64_t>& ids, float* out) const override;
+  const float* data() const override { return x_; }
+
+ private:
+  const float* x_;
+  int64_t n_, d_;
+};
+
+// A [N, D] float32/float16 .npy file (a database's embeddings.npy), memory mapped.
+class NpyRows : public RowSource {
+ public:
+  explicit NpyRows(const std::filesystem::path& file);
+  int64_t rows() const override { return n_; }
+  int64_t dim() const override { return d_; }
+  void read(int64_t first, int64_t count, float* out) const override;
+  void gather(const std::vector<int64_t>& ids, float* out) const override;
+
+ private:
+  torch::Tensor stored_;  // aliases the mapping
+  int64_t n_ = 0, d_ = 0;
+};
+
+// Rows per chunk when streaming (about 50 MB of float32 at D = 768).
+constexpr int64_t kRowChunk = 16384;
+
+}  // namespace rdm::retrieval
