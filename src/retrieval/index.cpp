@@ -6,6 +6,7 @@
 #include <faiss/IndexFlat.h>
 #include <faiss/IVFlib.h>
 #include <faiss/IndexIVF.h>
+#include <faiss/invlists/InvertedLists.h>
 #include <faiss/impl/FaissException.h>
 #include <faiss/index_factory.h>
 #include <faiss/index_io.h>
@@ -147,7 +148,33 @@ FaissIndex FaissIndex::build(const std::string& description, const RowSource& ro
                    seconds_since(t0));
     }
     auto t1 = std::chrono::steady_clock::now();
-    if (const float* x = rows.data()) {
+    auto* plain_ivf = dynamic_cast<faiss::IndexIVF*>(index.get());
+    auto* lists = plain_ivf ? dynamic_cast<faiss::ArrayInvertedLists*>(plain_ivf->invlists) : nullptr;
+    if (lists && n > 0) {
+      // Two passes: assign every row to its list, size each list exactly, then add with the
+      // assignments (the lists' codes would otherwise grow by doubling: up to 2x their size).
+      std::vector<faiss::Index::idx_t> assign(static_cast<size_t>(n));
+      std::vector<float> chunk;
+      std::vector<int64_t> count(plain_ivf->nlist, 0);
+      for (int64_t first = 0; first < n; first += kRowChunk) {
+        const int64_t c = std::min(kRowChunk, n - first);
+        chunk.resize(static_cast<size_t>(c * dim));
+        rows.read(first, c, chunk.data());
+        plain_ivf->quantizer->assign(c, chunk.data(), assign.data() + first);
+        for (int64_t i = 0; i < c; ++i)
+          if (assign[static_cast<size_t>(first + i)] >= 0) ++count[static_cast<size_t>(assign[static_cast<size_t>(first + i)])];
+      }
+      for (size_t l = 0; l < count.size(); ++l) {
+        lists->codes[l].reserve(lists->codes[l].size() + static_cast<size_t>(count[l]) * lists->code_size);
+        lists->ids[l].reserve(lists->ids[l].size() + static_cast<size_t>(count[l]));
+      }
+      for (int64_t first = 0; first < n; first += kRowChunk) {
+        const int64_t c = std::min(kRowChunk, n - first);
+        chunk.resize(static_cast<size_t>(c * dim));
+        rows.read(first, c, chunk.data());
+        plain_ivf->add_core(c, chunk.data(), nullptr, assign.data() + first);
+      }
+    } else if (const float* x = rows.data()) {
       index->add(n, x);
     } else {
       std::vector<float> chunk;
