@@ -29,19 +29,16 @@ double psnr_8bit(const image::RgbImage& a, const image::RgbImage& b, const std::
   return 10.0 * std::log10(255.0 * 255.0 / std::max(mse, 255.0 * 255.0 * 1e-10));  // 100 dB when identical
 }
 
-std::vector<fs::path> reference_images(const Plan& plan, const std::vector<const Job*>& jobs, const fs::path& against) {
-  const std::optional<Plan> ref = read_plan(against);
-  if (!ref)
-    fail("--against '{}' holds no eval ({} missing): give the --out folder of an earlier `rdm eval`", against.string(),
-         kPlanFile);
-  if (ref->model.model != plan.model.model)
+std::vector<fs::path> reference_images(const Plan& plan, const std::vector<const Job*>& jobs, const Plan& ref,
+                                       const fs::path& against) {
+  if (ref.model.model != plan.model.model)
     spdlog::warn("eval: --against '{}' was sampled with model '{}', this eval with '{}'", against.string(),
-                 ref->model.model.string(), plan.model.model.string());
+                 ref.model.model.string(), plan.model.model.string());
   // (mode, prompt text, style name, seed) -> the reference's image
   std::map<std::tuple<std::string, std::string, std::string, uint64_t>, fs::path> files;
-  for (const Job& j : plan_jobs(*ref)) {
-    const std::string style = j.style >= 0 ? ref->styles[static_cast<size_t>(j.style)].name : std::string();
-    files[{j.mode, ref->prompts[j.prompt], style, j.seed}] = images_dir(against) / j.sweep.file_name();
+  for (const Job& j : plan_jobs(ref)) {
+    const std::string style = j.style >= 0 ? ref.styles[static_cast<size_t>(j.style)].name : std::string();
+    files[{j.mode, ref.prompts[j.prompt], style, j.seed}] = images_dir(against) / j.sweep.file_name();
   }
   std::vector<fs::path> out;
   int64_t missing = 0;

@@ -35,9 +35,9 @@ namespace rdm::eval::detail {
 double psnr_8bit(const image::RgbImage& a, const image::RgbImage& b, const std::string& where);
 
 // For each job, the image of the same mode, prompt text, style name and seed in the eval folder
-// `against` (an empty path where it has none). rdm::Error naming the folder when it holds no
-// eval or no counterpart at all (eval_against.cpp).
+// `against` whose plan is `ref` (an empty path where it has none). rdm::Error naming the folder
+// when no job has a counterpart there (eval_against.cpp).
 std::vector<std::filesystem::path> reference_images(const Plan& plan, const std::vector<const Job*>& jobs,
-                                                    const std::filesystem::path& against);
+                                                    const Plan& ref, const std::filesystem::path& against);
 
 }  // namespace rdm::eval::detail

@@ -306,9 +306,13 @@ void score_images(std::vector<Scored>& scored, const StyleProbe& probe, const to
 // returns what the reference eval sampled with (eval.json's "against").
 json score_against(const Plan& plan, std::vector<Scored>& scored, const torch::Tensor& emb,
                    const clip::QueryEncoder& encoder, clip::Preprocess preprocess, const fs::path& against) {
+  const std::optional<Plan> ref = read_plan(against);  // read once: it opens the databases again
+  if (!ref)
+    fail("--against '{}' holds no eval ({} missing): give the --out folder of an earlier `rdm eval`", against.string(),
+         kPlanFile);
   std::vector<const Job*> jobs;
   for (const auto& s : scored) jobs.push_back(s.job);
-  const std::vector<fs::path> refs = detail::reference_images(plan, jobs, against);
+  const std::vector<fs::path> refs = detail::reference_images(plan, jobs, *ref, against);
   std::vector<fs::path> present;
   std::vector<int64_t> at;
   for (size_t i = 0; i < refs.size(); ++i)
@@ -323,8 +327,7 @@ json score_against(const Plan& plan, std::vector<Scored>& scored, const torch::T
     s.psnr = detail::psnr_8bit(image::read_png(s.file).image, image::read_png(present[k]).image,
                                "'" + s.file.string() + "'");
   }
-  const Plan ref = *read_plan(against);
-  const SampleRequest& r = ref.sampling;
+  const SampleRequest& r = ref->sampling;
   fs::path dir = fs::absolute(against).lexically_normal();
   if (!dir.has_filename()) dir = dir.parent_path();  // "ref/" -> "ref"
   return {{"dir", dir.string()},

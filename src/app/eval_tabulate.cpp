@@ -11,6 +11,7 @@
 
 #include "app/eval_internal.hpp"
 #include "rdm/app/eval.hpp"
+#include "rdm/app/eval_stats.hpp"
 #include "rdm/image/plot.hpp"
 #include "rdm/io/atomic_file.hpp"
 #include "rdm/runtime/error.hpp"
@@ -43,7 +44,7 @@ json tab_row(const fs::path& file) {
   const json& r = overall_row(e, "retrieval", file);
   const int64_t n_ref = r.value("reference_n", int64_t(0));
   const double psnr = to_double(r.value("psnr", json())), sd = to_double(r.value("psnr_sd", json()));
-  const double half = n_ref > 1 ? 1.96 * sd / std::sqrt(static_cast<double>(n_ref)) : std::nan("");
+  const double half = n_ref > 1 ? kZ95 * sd / std::sqrt(static_cast<double>(n_ref)) : std::nan("");
   return {{"file", file.string()},
           {"mode", r["mode"]},
           {"sampler", sampler},
