@@ -14,7 +14,14 @@ namespace rdm::selftest {
 
 namespace {
 
-torch::Dtype compute_dtype(const Case& c) { return c.compute_dtype(); }
+// The networks of these kinds compute in float32 or float64 (float16/bfloat16 cases are skipped
+// as unsupported); float32 cases run in the target's precision (--precision).
+torch::Dtype compute_dtype(const Case& c) {
+  const std::string s = c.j().at("model").value("compute_dtype", std::string("float32"));
+  if (s != "float32" && s != "float64")
+    throw Unsupported(fmt::format("case '{}': compute_dtype '{}' is not supported", c.id(), s));
+  return c.compute_dtype();
+}
 
 formats::LoadOptions load_options(const Case& c, const std::string& file) {
   return formats::LoadOptions{file, c.target().device, compute_dtype(c)};
