@@ -154,36 +154,24 @@ FaissIndex FaissIndex::build(const std::string& description, const RowSource& ro
       // Two passes: assign every row to its list, size each list exactly, then add with the
       // assignments (the lists' codes would otherwise grow by doubling: up to 2x their size).
       std::vector<faiss::Index::idx_t> assign(static_cast<size_t>(n));
-      std::vector<float> chunk;
       std::vector<int64_t> count(plain_ivf->nlist, 0);
-      for (int64_t first = 0; first < n; first += kRowChunk) {
-        const int64_t c = std::min(kRowChunk, n - first);
-        chunk.resize(static_cast<size_t>(c * dim));
-        rows.read(first, c, chunk.data());
-        plain_ivf->quantizer->assign(c, chunk.data(), assign.data() + first);
+      for_each_chunk(rows, [&](int64_t first, int64_t c, const float* x) {
+        faiss::Index::idx_t* a = assign.data() + first;
+        plain_ivf->quantizer->assign(c, x, a);
         for (int64_t i = 0; i < c; ++i)
-          if (assign[static_cast<size_t>(first + i)] >= 0) ++count[static_cast<size_t>(assign[static_cast<size_t>(first + i)])];
-      }
+          if (a[i] >= 0) ++count[static_cast<size_t>(a[i])];
+      });
       for (size_t l = 0; l < count.size(); ++l) {
         lists->codes[l].reserve(lists->codes[l].size() + static_cast<size_t>(count[l]) * lists->code_size);
         lists->ids[l].reserve(lists->ids[l].size() + static_cast<size_t>(count[l]));
       }
-      for (int64_t first = 0; first < n; first += kRowChunk) {
-        const int64_t c = std::min(kRowChunk, n - first);
-        chunk.resize(static_cast<size_t>(c * dim));
-        rows.read(first, c, chunk.data());
-        plain_ivf->add_core(c, chunk.data(), nullptr, assign.data() + first);
-      }
+      for_each_chunk(rows, [&](int64_t first, int64_t c, const float* x) {
+        plain_ivf->add_core(c, x, nullptr, assign.data() + first);
+      });
     } else if (const float* x = rows.data()) {
       index->add(n, x);
     } else {
-      std::vector<float> chunk;
-      for (int64_t first = 0; first < n; first += kRowChunk) {
-        const int64_t c = std::min(kRowChunk, n - first);
-        chunk.resize(static_cast<size_t>(c * dim));
-        rows.read(first, c, chunk.data());
-        index->add(c, chunk.data());
-      }
+      for_each_chunk(rows, [&](int64_t, int64_t c, const float* x) { index->add(c, x); });
     }
     spdlog::info("index '{}': {} vectors added in {:.1f} s", description, n, seconds_since(t1));
   } catch (const faiss::FaissException& e) {

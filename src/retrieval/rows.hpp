@@ -4,6 +4,7 @@
 // Every row comes out as float32, L2-normalised (float16 files are renormalised in float32,
 // exactly as Database::embeddings() returns them).
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -57,5 +58,24 @@ class NpyRows : public RowSource {
 
 // Rows per chunk when streaming (about 50 MB of float32 at D = 768).
 constexpr int64_t kRowChunk = 16384;
+
+// Calls fn(first, count, x) for consecutive chunks of `chunk` rows, x = rows [first, first +
+// count) as float32 [count, dim]: in place for rows held in memory, else read into one reused
+// buffer.
+template <class Fn>
+void for_each_chunk(const RowSource& rows, Fn&& fn, int64_t chunk = kRowChunk) {
+  const int64_t n = rows.rows(), d = rows.dim();
+  std::vector<float> buf;
+  for (int64_t first = 0; first < n; first += chunk) {
+    const int64_t c = std::min(chunk, n - first);
+    const float* x = rows.data() ? rows.data() + first * d : nullptr;
+    if (!x) {
+      buf.resize(static_cast<size_t>(c * d));
+      rows.read(first, c, buf.data());
+      x = buf.data();
+    }
+    fn(first, c, x);
+  }
+}
 
 }  // namespace rdm::retrieval

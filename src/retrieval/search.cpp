@@ -72,14 +72,12 @@ void exact_search_rows(const RowSource& rows, const float* q, int64_t nq, int64_
   if (chunk_rows <= 0) chunk_rows = kRowChunk;
   // Chunk by chunk, keeping the running top k of every query.
   std::vector<std::vector<std::pair<float, int64_t>>> best(static_cast<size_t>(nq));
-  std::vector<float> chunk, cs(static_cast<size_t>(nq * k));
+  std::vector<float> cs(static_cast<size_t>(nq * k));
   std::vector<int64_t> ci(static_cast<size_t>(nq * k));
   auto better = [](const auto& a, const auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); };
-  for (int64_t first = 0; first < n; first += chunk_rows) {
-    const int64_t c = std::min(chunk_rows, n - first), kc = std::min(k, c);
-    chunk.resize(static_cast<size_t>(c * d));
-    rows.read(first, c, chunk.data());
-    exact_search(chunk.data(), c, q, nq, d, kc, cs.data(), ci.data());
+  for_each_chunk(rows, [&](int64_t first, int64_t c, const float* chunk) {
+    const int64_t kc = std::min(k, c);
+    exact_search(chunk, c, q, nq, d, kc, cs.data(), ci.data());
     for (int64_t r = 0; r < nq; ++r) {
       auto& b = best[r];
       for (int64_t j = 0; j < kc; ++j)
@@ -88,7 +86,7 @@ void exact_search_rows(const RowSource& rows, const float* q, int64_t nq, int64_
       std::partial_sort(b.begin(), b.begin() + keep, b.end(), better);
       b.resize(keep);
     }
-  }
+  }, chunk_rows);
   for (int64_t r = 0; r < nq; ++r)
     for (int64_t j = 0; j < k; ++j) {
       const bool have = j < static_cast<int64_t>(best[r].size());
