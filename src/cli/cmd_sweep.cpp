@@ -77,7 +77,8 @@ void run(SweepOpts& o) {
   check_jobs(jobs, paths.config, o.model.device, o.model.precision);
   ensure_writable_dir(out);
   PipelineOptions po = o.model.options();
-  po.clip_vision = std::any_of(jobs.begin(), jobs.end(), [](const SweepJob& j) { return j.request.image_prompt.has_value(); });
+  po.clip_vision =  // text prompts only: CLIP's text tower
+      std::any_of(jobs.begin(), jobs.end(), [](const SweepJob& j) { return j.request.image_prompt.has_value(); });
   auto pipeline = Pipeline::load(paths, po);
 
   SweepOptions so;
