@@ -89,6 +89,7 @@ void add_db_build_command(CLI::App& db) {
       ->capture_default_str();
   c->add_option("--name", args->name, "Database name (default: folder name)");
   add_index_options(c, args->index);
+  add_trained_from_option(c, args->index);
   c->add_flag("--json", args->json, "Print the build report as JSON on stdout");
   ModelOptions::Use use;
   use.vocab = false;  // images only

@@ -25,6 +25,7 @@ void add_db_import_command(CLI::App& db) {
       ->capture_default_str();
   c->add_option("--name", a->name, "Database name (default: folder name)");
   add_index_options(c, a->index);
+  add_trained_from_option(c, a->index);
   c->add_flag("--json", a->json, "Print the report as JSON on stdout");
   c->callback([a] {
     retrieval::ImportOptions o;

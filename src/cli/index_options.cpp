@@ -22,4 +22,11 @@ CLI::Option* add_index_options(CLI::App* c, retrieval::IndexOptions& index) {
   return opt;
 }
 
+void add_trained_from_option(CLI::App* c, retrieval::IndexOptions& index) {
+  c->add_option("--trained-from", index.trained_from,
+                "Reuse this database's trained index (no training; its index string, nprobe and re-ranking): "
+                "shards built so are merged list by list by `db merge`")
+      ->check(CLI::ExistingDirectory);
+}
+
 }  // namespace rdm::cli

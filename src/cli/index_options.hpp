@@ -10,5 +10,7 @@ namespace rdm::cli {
 
 // Adds the options to `c`; returns --index (db merge asks whether it was given).
 CLI::Option* add_index_options(CLI::App* c, retrieval::IndexOptions& index);
+// --trained-from DB (db build and db import).
+void add_trained_from_option(CLI::App* c, retrieval::IndexOptions& index);
 
 }  // namespace rdm::cli

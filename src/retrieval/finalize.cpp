@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <optional>
 #include <cmath>
 #include <cstring>
 
@@ -85,7 +86,8 @@ void check_embeddings(const torch::Tensor& x, const std::string& source,
 
 double write_database_files(const fs::path& dir, torch::Tensor embeddings, Manifest& m,
                             const IndexOptions& opt, const std::string& source,
-                            const std::function<std::string(int64_t)>& name_of, double* recall_raw) {
+                            const std::function<std::string(int64_t)>& name_of, double* recall_raw,
+                            FaissIndex* prebuilt) {
   auto t0 = std::chrono::steady_clock::now();
   TORCH_CHECK(embeddings.dim() == 2, "embeddings must be [N, D]");
   const int64_t n = embeddings.size(0), d = embeddings.size(1);
@@ -108,7 +110,7 @@ double write_database_files(const fs::path& dir, torch::Tensor embeddings, Manif
   spdlog::info("wrote {} ({} x {} {})", (dir / kEmbeddingsFile).string(), n, d, opt.dtype);
 
   MatrixRows rows(x.data_ptr<float>(), n, d);
-  const double recall = finish_database(dir, rows, m, opt, recall_raw);
+  const double recall = finish_database(dir, rows, m, opt, recall_raw, prebuilt);
   m.report["finalize_seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   m.write(dir);  // last: the folder is complete from here on
   return recall;
@@ -125,11 +127,30 @@ int64_t recall_queries(const IndexOptions& opt, int64_t n, int64_t d, bool tunin
 }  // namespace
 
 double finish_database(const fs::path& dir, const RowSource& rows, Manifest& m, IndexOptions opt,
-                       double* recall_raw) {
+                       double* recall_raw, FaissIndex* prebuilt) {
   const int64_t n = rows.rows(), d = rows.dim();
   auto t1 = std::chrono::steady_clock::now();
   IndexChoice choice;
-  const bool automatic = is_auto_index(opt.description);
+  std::optional<FaissIndex> made;
+  if (!prebuilt && !opt.trained_from.empty()) {
+    // Another database's trained index: its string and search settings, no training, no tuning.
+    const fs::path from = opt.trained_from;
+    const std::string what = "database '" + from.string() + "' (--trained-from)";
+    const Manifest tm = Manifest::read(from);
+    if (!is_auto_index(opt.description) && opt.description != tm.index)
+      fail("--index '{}' and --trained-from {} (index '{}') disagree: give one of them", opt.description, what, tm.index);
+    if (tm.dim != d) fail("{}: its index takes {}-dimensional vectors, these embeddings have {}", what, tm.dim, d);
+    const FaissIndex trained = FaissIndex::read(from / kIndexFile);
+    opt.description = tm.index;
+    if (opt.nprobe <= 0) opt.nprobe = tm.nprobe;
+    if (opt.ef <= 0) opt.ef = tm.ef;
+    if (opt.rerank <= 0) opt.rerank = tm.rerank;
+    m.report["trained_from"] = fs::absolute(from).lexically_normal().string();
+    spdlog::info("index: '{}' trained for {} reused (nprobe {}, re-ranking {})", tm.index, what, opt.nprobe, opt.rerank);
+    made.emplace(FaissIndex::build_from_trained(trained, rows, what));
+    prebuilt = &*made;
+  }
+  const bool automatic = !prebuilt && is_auto_index(opt.description);
   if (automatic) {
     choice = choose_index(n, d);
     spdlog::info("index: {} -> '{}'", choice.reason, choice.description);
@@ -137,7 +158,9 @@ double finish_database(const fs::path& dir, const RowSource& rows, Manifest& m, 
     if (opt.rerank <= 0) opt.rerank = choice.rerank;
     m.report["index_choice"] = choice.reason;
   }
-  FaissIndex index = FaissIndex::build(opt.description, rows, opt.train_size, opt.seed);
+  if (!prebuilt) made.emplace(FaissIndex::build(opt.description, rows, opt.train_size, opt.seed));
+  FaissIndex& index = prebuilt ? *prebuilt : *made;
+  if (index.ntotal() != n) fail("index of '{}' holds {} vectors, the embeddings {}", dir.string(), index.ntotal(), n);
   if (opt.nprobe > 0 || opt.ef > 0) index.set_search_params(opt.nprobe, opt.ef);
   double recall = -1;
   if (!index.exact() && n > 1) {

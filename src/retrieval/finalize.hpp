@@ -18,10 +18,11 @@ namespace rdm::retrieval {
 // count and the first one (row and name_of(row)), before any file is written. recall_raw
 // (optional) receives the raw-ANN recall; the return value is the recall of the search users
 // run (with the manifest's re-ranking).
+class FaissIndex;
 double write_database_files(const std::filesystem::path& dir, torch::Tensor embeddings,
                             Manifest& manifest, const IndexOptions& index, const std::string& source,
                             const std::function<std::string(int64_t)>& name_of = {},
-                            double* recall_raw = nullptr);
+                            double* recall_raw = nullptr, FaissIndex* prebuilt = nullptr);
 
 class RowSource;
 // The index part of write_database_files, for rows already written to dir/embeddings.npy (or
@@ -29,8 +30,11 @@ class RowSource;
 // on held-out queries), builds the index from `rows` (streamed when they come from a file),
 // measures recall, writes the index and fills every manifest field except content_hash and
 // finalize_seconds; the caller writes the manifest. Returns the served recall (-1: exact).
+// With `prebuilt` (an index already holding `rows`, e.g. merged shards) nothing is built or
+// tuned: index.description/nprobe/rerank describe it, and its recall is measured and stored.
+class FaissIndex;
 double finish_database(const std::filesystem::path& dir, const RowSource& rows, Manifest& manifest,
-                       IndexOptions index, double* recall_raw = nullptr);
+                       IndexOptions index, double* recall_raw = nullptr, FaissIndex* prebuilt = nullptr);
 
 // The check write_database_files makes: x [N, D] float32 contiguous.
 void check_embeddings(const torch::Tensor& x, const std::string& source,

@@ -10,6 +10,8 @@
 #include <faiss/impl/FaissException.h>
 #include <faiss/index_factory.h>
 #include <faiss/index_io.h>
+#include <faiss/clone_index.h>
+#include <faiss/impl/io.h>
 #include <faiss/utils/distances.h>
 
 #include <spdlog/spdlog.h>
@@ -19,6 +21,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <chrono>
 #include <numeric>
 #include <random>
@@ -84,6 +87,35 @@ std::vector<int64_t> sample_rows(int64_t n, int64_t m, uint64_t seed) {
   std::sort(rows.begin(), rows.end());
   return rows;
 }
+// Adds every row of `rows` to a trained index (IVF: sized lists, see below).
+void add_rows(faiss::Index* index, const RowSource& rows) {
+  const int64_t n = rows.rows();
+  auto* plain_ivf = dynamic_cast<faiss::IndexIVF*>(index);
+  auto* lists = plain_ivf ? dynamic_cast<faiss::ArrayInvertedLists*>(plain_ivf->invlists) : nullptr;
+  if (lists && n > 0) {
+    // Two passes: assign every row to its list, size each list exactly, then add with the
+    // assignments (the lists' codes would otherwise grow by doubling: up to 2x their size).
+    std::vector<faiss::Index::idx_t> assign(static_cast<size_t>(n));
+    std::vector<int64_t> count(plain_ivf->nlist, 0);
+    for_each_chunk(rows, [&](int64_t first, int64_t c, const float* x) {
+      faiss::Index::idx_t* a = assign.data() + first;
+      plain_ivf->quantizer->assign(c, x, a);
+      for (int64_t i = 0; i < c; ++i)
+        if (a[i] >= 0) ++count[static_cast<size_t>(a[i])];
+    });
+    for (size_t l = 0; l < count.size(); ++l) {
+      lists->codes[l].reserve(lists->codes[l].size() + static_cast<size_t>(count[l]) * lists->code_size);
+      lists->ids[l].reserve(lists->ids[l].size() + static_cast<size_t>(count[l]));
+    }
+    for_each_chunk(rows, [&](int64_t first, int64_t c, const float* x) {
+      plain_ivf->add_core(c, x, nullptr, assign.data() + first);
+    });
+  } else if (const float* x = rows.data()) {
+    index->add(n, x);
+  } else {
+    for_each_chunk(rows, [&](int64_t, int64_t c, const float* x) { index->add(c, x); });
+  }
+}
 }  // namespace
 
 FaissThreads::FaissThreads() {
@@ -148,31 +180,7 @@ FaissIndex FaissIndex::build(const std::string& description, const RowSource& ro
                    seconds_since(t0));
     }
     auto t1 = std::chrono::steady_clock::now();
-    auto* plain_ivf = dynamic_cast<faiss::IndexIVF*>(index.get());
-    auto* lists = plain_ivf ? dynamic_cast<faiss::ArrayInvertedLists*>(plain_ivf->invlists) : nullptr;
-    if (lists && n > 0) {
-      // Two passes: assign every row to its list, size each list exactly, then add with the
-      // assignments (the lists' codes would otherwise grow by doubling: up to 2x their size).
-      std::vector<faiss::Index::idx_t> assign(static_cast<size_t>(n));
-      std::vector<int64_t> count(plain_ivf->nlist, 0);
-      for_each_chunk(rows, [&](int64_t first, int64_t c, const float* x) {
-        faiss::Index::idx_t* a = assign.data() + first;
-        plain_ivf->quantizer->assign(c, x, a);
-        for (int64_t i = 0; i < c; ++i)
-          if (a[i] >= 0) ++count[static_cast<size_t>(a[i])];
-      });
-      for (size_t l = 0; l < count.size(); ++l) {
-        lists->codes[l].reserve(lists->codes[l].size() + static_cast<size_t>(count[l]) * lists->code_size);
-        lists->ids[l].reserve(lists->ids[l].size() + static_cast<size_t>(count[l]));
-      }
-      for_each_chunk(rows, [&](int64_t first, int64_t c, const float* x) {
-        plain_ivf->add_core(c, x, nullptr, assign.data() + first);
-      });
-    } else if (const float* x = rows.data()) {
-      index->add(n, x);
-    } else {
-      for_each_chunk(rows, [&](int64_t, int64_t c, const float* x) { index->add(c, x); });
-    }
+    add_rows(index.get(), rows);
     spdlog::info("index '{}': {} vectors added in {:.1f} s", description, n, seconds_since(t1));
   } catch (const faiss::FaissException& e) {
     fail("cannot build FAISS index '{}' on {} vectors: {}", description, n, faiss_message(e));
@@ -211,6 +219,116 @@ bool FaissIndex::supports_param(const std::string& name) const {
     return true;
   } catch (const faiss::FaissException&) {
     return false;
+  }
+}
+
+FaissIndex FaissIndex::build_from_trained(const FaissIndex& trained, const RowSource& rows,
+                                          const std::string& source) {
+  const int64_t n = rows.rows();
+  if (rows.dim() != trained.dim())
+    fail("{}: its index takes {}-dimensional vectors, these embeddings have {}", source, trained.dim(), rows.dim());
+  if (!trained.index_->is_trained) fail("{}: its index is not trained", source);
+  FaissThreads threads;
+  std::unique_ptr<faiss::Index> index;
+  try {
+    index.reset(faiss::clone_index(trained.index_.get()));
+    index->reset();  // the lists emptied, the trained quantizer and codec kept
+    auto t1 = std::chrono::steady_clock::now();
+    add_rows(index.get(), rows);
+    spdlog::info("index: {} vectors added to the trained index of {} (no training) in {:.1f} s", n, source,
+                 seconds_since(t1));
+  } catch (const faiss::FaissException& e) {
+    fail("cannot reuse the trained index of {}: {}", source, faiss_message(e));
+  }
+  return FaissIndex(std::move(index));
+}
+
+namespace {
+// The bytes of an index with its lists emptied: its trained state (quantizer, codec, options).
+std::vector<uint8_t> trained_state(const faiss::Index& index) {
+  std::unique_ptr<faiss::Index> empty(faiss::clone_index(&index));
+  empty->reset();
+  faiss::VectorIOWriter w;
+  faiss::write_index(empty.get(), &w);
+  return w.data;
+}
+}  // namespace
+
+std::string FaissIndex::why_not_mergeable(const std::vector<const FaissIndex*>& shards) {
+  if (shards.empty()) return "no shards";
+  try {
+    std::vector<uint8_t> first;
+    for (size_t k = 0; k < shards.size(); ++k) {
+      const faiss::Index& idx = *shards[k]->index_;
+      auto* ivf = dynamic_cast<const faiss::IndexIVF*>(&idx);
+      if (!ivf || !dynamic_cast<const faiss::ArrayInvertedLists*>(ivf->invlists))
+        return fmt::format("shard {} has no IVF index (only IVF lists can be merged)", k + 1);
+      std::vector<uint8_t> state = trained_state(idx);
+      if (k == 0) first = std::move(state);
+      else if (state != first)
+        return fmt::format("shard {} was trained separately from shard 1 (another coarse quantizer or codec; "
+                           "build the shards with --trained-from to share one)", k + 1);
+    }
+  } catch (const faiss::FaissException& e) {
+    return faiss_message(e);
+  }
+  return "";
+}
+
+FaissIndex FaissIndex::merge_lists(std::vector<FaissIndex> shards, const std::vector<std::vector<int64_t>>& new_ids) {
+  if (shards.empty() || shards.size() != new_ids.size()) fail("merge_lists: {} shards, {} id maps", shards.size(), new_ids.size());
+  if (std::string why = why_not_mergeable([&] {
+        std::vector<const FaissIndex*> p;
+        for (auto& s : shards) p.push_back(&s);
+        return p;
+      }());
+      !why.empty())
+    fail("cannot merge the indexes' lists: {}", why);
+  FaissThreads threads;
+  try {
+    std::unique_ptr<faiss::Index> merged(faiss::clone_index(shards[0].index_.get()));
+    merged->reset();
+    auto* target = dynamic_cast<faiss::IndexIVF*>(merged.get());
+    auto* tl = dynamic_cast<faiss::ArrayInvertedLists*>(target->invlists);
+    // Each shard's ids become merged ids (dropped entries removed), then its lists are appended
+    // with FAISS's merge_from; the lists are sized first so that they never grow by doubling.
+    std::vector<size_t> total(target->nlist, 0);
+    for (size_t k = 0; k < shards.size(); ++k) {
+      auto* ivf = dynamic_cast<faiss::IndexIVF*>(shards[k].index_.get());
+      auto* al = dynamic_cast<faiss::ArrayInvertedLists*>(ivf->invlists);
+      const auto& map = new_ids[k];
+      int64_t kept = 0;
+      for (size_t l = 0; l < al->nlist; ++l) {
+        auto& ids = al->ids[l];
+        auto& codes = al->codes[l];
+        size_t w = 0;
+        for (size_t j = 0; j < ids.size(); ++j) {
+          const int64_t old = ids[j];
+          if (old < 0 || old >= static_cast<int64_t>(map.size()))
+            fail("cannot merge: shard {} holds id {} outside its {} items", k + 1, old, map.size());
+          if (map[static_cast<size_t>(old)] < 0) continue;
+          ids[w] = map[static_cast<size_t>(old)];
+          if (w != j) std::memmove(codes.data() + w * al->code_size, codes.data() + j * al->code_size, al->code_size);
+          ++w;
+        }
+        ids.resize(w);
+        codes.resize(w * al->code_size);
+        total[l] += w;
+        kept += static_cast<int64_t>(w);
+      }
+      ivf->ntotal = kept;
+    }
+    for (size_t l = 0; l < total.size(); ++l) {
+      tl->ids[l].reserve(total[l]);
+      tl->codes[l].reserve(total[l] * tl->code_size);
+    }
+    for (auto& s : shards) {
+      target->merge_from(*s.index_, 0);
+      s.index_.reset();  // its lists are moved; free them now
+    }
+    return FaissIndex(std::move(merged));
+  } catch (const faiss::FaissException& e) {
+    fail("cannot merge the indexes' lists: {}", faiss_message(e));
   }
 }
 

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace faiss {
 struct Index;
@@ -38,6 +39,16 @@ class FaissIndex {
   // sample of at most train_size rows (0: default_train_size), then adds every row.
   static FaissIndex build(const std::string& description, const RowSource& rows,
                           int64_t train_size, uint64_t seed);
+  // A copy of `trained` (an index of another database, named by `source` in errors) with its
+  // lists emptied, its trained quantizer and codec kept, and every row added: no training.
+  // Databases built this way share one trained index, so `db merge` can merge their lists.
+  static FaissIndex build_from_trained(const FaissIndex& trained, const RowSource& rows, const std::string& source);
+  // "" when merge_lists can combine these indexes: IVF indexes (array lists) whose emptied
+  // copies serialise to the same bytes (same quantizer centroids, codec and options); else why not.
+  static std::string why_not_mergeable(const std::vector<const FaissIndex*>& shards);
+  // The shards' lists merged with FAISS's IndexIVF::merge_from, without re-encoding: new_ids[k][i]
+  // is the merged id of shard k's id i (-1: dropped, e.g. a duplicate). Consumes the shards.
+  static FaissIndex merge_lists(std::vector<FaissIndex> shards, const std::vector<std::vector<int64_t>>& new_ids);
   // Automatic training sample: 64 per IVF list (FAISS: 30-256), at least 10k; 100k otherwise.
   static int64_t default_train_size(int64_t n, int64_t nlist);
   // Reads an index file; errors suggest `rdm db build` to repair.

@@ -129,3 +129,63 @@ TEST(DbScaleCli, InterruptedImportResumesAfterItsLastFinishedPart) {
   EXPECT_EQ(slurp(dir / "db/embeddings.npy"), slurp(dir / "fresh/embeddings.npy"));
   EXPECT_FALSE(fs::exists(dir / "db/.embeddings.npy.partial"));
 }
+
+// True merges (issue 17): shards imported with --trained-from one database share its trained
+// index; `db merge` merges their IVF lists (no retraining) and answers every query exactly as
+// one import of all rows from the same trained index. Separately trained shards are rebuilt,
+// with the reason; a --index that contradicts --trained-from is one error line.
+TEST(DbScaleCli, ShardsSharingATrainedIndexMergeListByList) {
+  auto dir = scratch("db_scale_merge");
+  torch::Tensor x = clustered(3000, 16, 20, 7);
+  rdm::formats::write_npy(dir / "a.npy", x.slice(0, 0, 1500).contiguous());
+  rdm::formats::write_npy(dir / "b.npy", x.slice(0, 1500, 3000).contiguous());
+  rdm::formats::write_npy(dir / "all.npy", x);
+  auto r = run_rdm("db import " + q(dir / "a.npy") + " --out " + q(dir / "a") + " --index IVF16,Flat --nprobe 3");
+  ASSERT_EQ(r.code, 0) << r.err;
+  for (const char* part : {"b", "all"}) {
+    r = run_rdm("db import " + q(dir / (std::string(part) + ".npy")) + " --out " + q(dir / part) + " --trained-from " +
+                q(dir / "a"));
+    ASSERT_EQ(r.code, 0) << r.err;
+    EXPECT_NE(r.err.find("reused"), std::string::npos) << r.err;
+    EXPECT_EQ(r.err.find("trained on"), std::string::npos) << r.err;  // no training
+    json m = json::parse(slurp(dir / part / "manifest.json"));
+    EXPECT_EQ(m["index"]["description"], "IVF16,Flat");
+    EXPECT_EQ(m["index"]["nprobe"], 3);
+  }
+  r = run_rdm("db merge " + q(dir / "a") + " " + q(dir / "b") + " --out " + q(dir / "merged"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("lists merged"), std::string::npos) << r.err;
+  json mm = json::parse(slurp(dir / "merged/manifest.json"));
+  EXPECT_EQ(mm["report"]["index_merge"].get<std::string>().rfind("lists merged", 0), 0u) << mm.dump();
+  EXPECT_EQ(mm["index"]["description"], "IVF16,Flat");
+  EXPECT_EQ(mm["count"], 3000);
+
+  rdm::formats::write_npy(dir / "q.npy", clustered(40, 16, 20, 8));
+  auto search = [&](const char* db) {
+    auto s = run_rdm("db search " + q(dir / db) + " --query-npy " + q(dir / "q.npy") + " -k 10 --json --recall");
+    EXPECT_EQ(s.code, 0) << s.err;
+    return json::parse(s.out);
+  };
+  json jm = search("merged"), jo = search("all");
+  EXPECT_DOUBLE_EQ(jm["recall"].get<double>(), jo["recall"].get<double>());
+  EXPECT_LT(jm["recall"].get<double>(), 1.0);  // nprobe 3 of 16: approximate, so the comparison means something
+  for (size_t i = 0; i < 40; ++i)
+    for (size_t c = 0; c < 10; ++c) {
+      EXPECT_EQ(jm["results"][i]["neighbors"][c]["id"], jo["results"][i]["neighbors"][c]["id"]) << i << "," << c;
+      EXPECT_FLOAT_EQ(jm["results"][i]["neighbors"][c]["score"].get<float>(),
+                      jo["results"][i]["neighbors"][c]["score"].get<float>());
+    }
+
+  // Trained separately: rebuilt, saying why.
+  r = run_rdm("db import " + q(dir / "b.npy") + " --out " + q(dir / "b2") + " --index IVF16,Flat --nprobe 3");
+  ASSERT_EQ(r.code, 0) << r.err;
+  r = run_rdm("db merge " + q(dir / "a") + " " + q(dir / "b2") + " --out " + q(dir / "rebuilt"));
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("trained separately"), std::string::npos) << r.err;
+  EXPECT_EQ(json::parse(slurp(dir / "rebuilt/manifest.json"))["report"]["index_merge"].get<std::string>().rfind("rebuilt", 0), 0u);
+
+  r = run_rdm("db import " + q(dir / "b.npy") + " --out " + q(dir / "bad") + " --index Flat --trained-from " + q(dir / "a"));
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(error_lines(r.err), 1u) << r.err;
+  EXPECT_NE(r.err.find("--trained-from"), std::string::npos) << r.err;
+}

@@ -184,3 +184,63 @@ TEST(IvfBuild, TwoPassAddEqualsFaissAdd) {
     }
   }
 }
+
+// True merges: two shards built from one trained index merge list by list (ids renumbered,
+// dropped rows removed) into exactly the lists of one build of the kept rows from that index:
+// per list, the same (id, code) entries. Shards trained separately are refused with the reason.
+TEST(IvfMerge, SharedTrainedIndexMergesIntoTheListsOfOneBuild) {
+  const int64_t n = 6000, d = 32;
+  std::vector<float> x = clustered(n, d, 20, 11);
+  normalize_rows(x.data(), n, d);
+  fs::path dir = rdm_test::fresh_temp_dir("rdm_scale_unit", "merge");
+  for (const char* desc : {"IVF16,SQ8", "IVF16,Flat"}) {
+    const int64_t half = n / 2;
+    FaissIndex trained = FaissIndex::build(desc, x.data(), half, d, 0, 3);
+    MatrixRows a_rows(x.data(), half, d), b_rows(x.data() + half * d, n - half, d);
+    FaissIndex a = FaissIndex::build_from_trained(trained, a_rows, "shard a");
+    FaissIndex b = FaissIndex::build_from_trained(trained, b_rows, "shard b");
+    ASSERT_EQ(FaissIndex::why_not_mergeable({&a, &b}), "") << desc;
+    // Shard b's rows go first in the merged order; every 7th row of shard a is dropped.
+    std::vector<std::vector<int64_t>> ids(2);
+    std::vector<float> kept;
+    int64_t next = 0;
+    ids[1].resize(static_cast<size_t>(n - half));
+    for (int64_t i = 0; i < n - half; ++i) {
+      ids[1][i] = next++;
+      kept.insert(kept.end(), x.begin() + (half + i) * d, x.begin() + (half + i + 1) * d);
+    }
+    ids[0].assign(static_cast<size_t>(half), -1);
+    for (int64_t i = 0; i < half; ++i)
+      if (i % 7 != 0) {
+        ids[0][i] = next++;
+        kept.insert(kept.end(), x.begin() + i * d, x.begin() + (i + 1) * d);
+      }
+    std::vector<FaissIndex> shards;
+    shards.push_back(std::move(a));
+    shards.push_back(std::move(b));
+    FaissIndex merged = FaissIndex::merge_lists(std::move(shards), ids);
+    FaissIndex one = FaissIndex::build_from_trained(trained, MatrixRows(kept.data(), next, d), "kept rows");
+    ASSERT_EQ(merged.ntotal(), next) << desc;
+    merged.write(dir / "merged.faiss");
+    one.write(dir / "one.faiss");
+    std::unique_ptr<faiss::Index> m(faiss::read_index((dir / "merged.faiss").c_str()));
+    std::unique_ptr<faiss::Index> o(faiss::read_index((dir / "one.faiss").c_str()));
+    auto* lm = dynamic_cast<faiss::IndexIVF*>(m.get())->invlists;
+    auto* lo = dynamic_cast<faiss::IndexIVF*>(o.get())->invlists;
+    for (size_t l = 0; l < lm->nlist; ++l) {
+      ASSERT_EQ(lm->list_size(l), lo->list_size(l)) << desc << " list " << l;
+      std::set<std::pair<int64_t, std::string>> em, eo;
+      for (size_t j = 0; j < lm->list_size(l); ++j) {
+        em.emplace(lm->get_ids(l)[j], std::string(reinterpret_cast<const char*>(lm->get_codes(l)) + j * lm->code_size, lm->code_size));
+        eo.emplace(lo->get_ids(l)[j], std::string(reinterpret_cast<const char*>(lo->get_codes(l)) + j * lo->code_size, lo->code_size));
+      }
+      EXPECT_EQ(em, eo) << desc << " list " << l;
+    }
+    // Trained on another sample: another quantizer, refused with the reason.
+    FaissIndex other = FaissIndex::build(desc, x.data() + half * d, n - half, d, 0, 4);
+    FaissIndex c = FaissIndex::build_from_trained(trained, a_rows, "shard a");
+    EXPECT_NE(FaissIndex::why_not_mergeable({&c, &other}).find("trained separately"), std::string::npos) << desc;
+    FaissIndex flat = FaissIndex::build("Flat", x.data(), 100, d, 0, 0);
+    EXPECT_NE(FaissIndex::why_not_mergeable({&flat, &c}).find("no IVF index"), std::string::npos) << desc;
+  }
+}

@@ -24,6 +24,9 @@ struct IndexOptions {
   int64_t recall_queries = 0;        // held-out queries (0: automatic, <= 1000)
   uint64_t seed = 0;                 // training / query sample
   std::string dtype = "float32";     // embeddings file dtype: float32 or float16
+  // A database whose trained index is reused (its lists emptied, no training; its index string,
+  // nprobe and re-ranking too): databases built so share one quantizer and merge list by list.
+  std::filesystem::path trained_from;
 };
 
 struct BuildProgress {
