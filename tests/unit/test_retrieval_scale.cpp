@@ -116,6 +116,16 @@ TEST(RowSources, NpyFileRowsChunkedExactSearchAndStreamedBuildMatchTheMatrix) {
     std::vector<float> g2(static_cast<size_t>(2 * d));
     file.gather({n - 1, 5}, g2.data());
     EXPECT_TRUE(torch::allclose(torch::from_blob(g2.data(), {2, d}), want.index_select(0, torch::tensor(std::vector<int64_t>{n - 1, 5})), 0, 1e-6));
+    // More ids than one gather block (2048; the file's pages are released block by block).
+    std::vector<int64_t> many;
+    for (int64_t i = 0; i < n; ++i)
+      if (i % 4 != 0) many.push_back(i);
+    many.push_back(7);  // unsorted too
+    ASSERT_GT(many.size(), 2048u);
+    std::vector<float> gm(many.size() * static_cast<size_t>(d));
+    file.gather(many, gm.data());
+    EXPECT_TRUE(torch::allclose(torch::from_blob(gm.data(), {static_cast<int64_t>(many.size()), d}),
+                                want.index_select(0, torch::tensor(many)), 0, 1e-6));
 
     // Chunked exact search (chunks of 1000 rows) = exact search over the whole matrix.
     std::vector<float> s0(nq * k), s1(nq * k);
