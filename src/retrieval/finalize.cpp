@@ -139,7 +139,6 @@ double finish_database(const fs::path& dir, const RowSource& rows, Manifest& m, 
     const Manifest tm = Manifest::read(from);
     if (!is_auto_index(opt.description) && opt.description != tm.index)
       fail("--index '{}' and --trained-from {} (index '{}') disagree: give one of them", opt.description, what, tm.index);
-    if (tm.dim != d) fail("{}: its index takes {}-dimensional vectors, these embeddings have {}", what, tm.dim, d);
     const FaissIndex trained = FaissIndex::read(from / kIndexFile);
     opt.description = tm.index;
     if (opt.nprobe <= 0) opt.nprobe = tm.nprobe;

@@ -87,6 +87,33 @@ std::vector<int64_t> sample_rows(int64_t n, int64_t m, uint64_t seed) {
   std::sort(rows.begin(), rows.end());
   return rows;
 }
+// A copy of `index` with empty lists: its trained state (quantizer, codec, options) only. IVF
+// lists are swapped out for the copy instead of copied and cleared (they may be gigabytes).
+std::unique_ptr<faiss::Index> empty_clone(const faiss::Index& index) {
+  auto* ivf = dynamic_cast<faiss::IndexIVF*>(const_cast<faiss::Index*>(&index));
+  if (!ivf) {
+    std::unique_ptr<faiss::Index> c(faiss::clone_index(&index));
+    c->reset();
+    return c;
+  }
+  faiss::ArrayInvertedLists none(ivf->nlist, ivf->code_size);
+  faiss::InvertedLists* lists = ivf->invlists;
+  const bool own = ivf->own_invlists;
+  const faiss::Index::idx_t ntotal = ivf->ntotal;
+  ivf->invlists = &none;
+  ivf->own_invlists = false;
+  ivf->ntotal = 0;
+  std::unique_ptr<faiss::Index> c;
+  try {
+    c.reset(faiss::clone_index(ivf));
+  } catch (...) {
+    ivf->invlists = lists, ivf->own_invlists = own, ivf->ntotal = ntotal;
+    throw;
+  }
+  ivf->invlists = lists, ivf->own_invlists = own, ivf->ntotal = ntotal;
+  return c;
+}
+
 // Adds every row of `rows` to a trained index (IVF: sized lists, see below).
 void add_rows(faiss::Index* index, const RowSource& rows) {
   const int64_t n = rows.rows();
@@ -231,8 +258,7 @@ FaissIndex FaissIndex::build_from_trained(const FaissIndex& trained, const RowSo
   FaissThreads threads;
   std::unique_ptr<faiss::Index> index;
   try {
-    index.reset(faiss::clone_index(trained.index_.get()));
-    index->reset();  // the lists emptied, the trained quantizer and codec kept
+    index = empty_clone(*trained.index_);  // the trained quantizer and codec, no lists
     auto t1 = std::chrono::steady_clock::now();
     add_rows(index.get(), rows);
     spdlog::info("index: {} vectors added to the trained index of {} (no training) in {:.1f} s", n, source,
@@ -246,8 +272,7 @@ FaissIndex FaissIndex::build_from_trained(const FaissIndex& trained, const RowSo
 namespace {
 // The bytes of an index with its lists emptied: its trained state (quantizer, codec, options).
 std::vector<uint8_t> trained_state(const faiss::Index& index) {
-  std::unique_ptr<faiss::Index> empty(faiss::clone_index(&index));
-  empty->reset();
+  std::unique_ptr<faiss::Index> empty = empty_clone(index);
   faiss::VectorIOWriter w;
   faiss::write_index(empty.get(), &w);
   return w.data;
@@ -277,17 +302,9 @@ std::string FaissIndex::why_not_mergeable(const std::vector<const FaissIndex*>& 
 
 FaissIndex FaissIndex::merge_lists(std::vector<FaissIndex> shards, const std::vector<std::vector<int64_t>>& new_ids) {
   if (shards.empty() || shards.size() != new_ids.size()) fail("merge_lists: {} shards, {} id maps", shards.size(), new_ids.size());
-  if (std::string why = why_not_mergeable([&] {
-        std::vector<const FaissIndex*> p;
-        for (auto& s : shards) p.push_back(&s);
-        return p;
-      }());
-      !why.empty())
-    fail("cannot merge the indexes' lists: {}", why);
   FaissThreads threads;
   try {
-    std::unique_ptr<faiss::Index> merged(faiss::clone_index(shards[0].index_.get()));
-    merged->reset();
+    std::unique_ptr<faiss::Index> merged = empty_clone(*shards[0].index_);
     auto* target = dynamic_cast<faiss::IndexIVF*>(merged.get());
     auto* tl = dynamic_cast<faiss::ArrayInvertedLists*>(target->invlists);
     // Each shard's ids become merged ids (dropped entries removed), then its lists are appended

@@ -48,6 +48,7 @@ class FaissIndex {
   static std::string why_not_mergeable(const std::vector<const FaissIndex*>& shards);
   // The shards' lists merged with FAISS's IndexIVF::merge_from, without re-encoding: new_ids[k][i]
   // is the merged id of shard k's id i (-1: dropped, e.g. a duplicate). Consumes the shards.
+  // Precondition: why_not_mergeable(shards) is "" (the caller decides between merge and rebuild).
   static FaissIndex merge_lists(std::vector<FaissIndex> shards, const std::vector<std::vector<int64_t>>& new_ids);
   // Automatic training sample: 64 per IVF list (FAISS: 30-256), at least 10k; 100k otherwise.
   static int64_t default_train_size(int64_t n, int64_t nlist);
