@@ -77,6 +77,17 @@ void MappedFile::release_pages(const void* p, std::size_t n) {
   if (hi > lo) ::madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_DONTNEED);
 }
 
+std::int64_t MappedFile::file_offset(const void* p) {
+  const auto b = reinterpret_cast<std::uintptr_t>(p);
+  std::lock_guard<std::mutex> lock(g_maps_mu);
+  auto& maps = live_maps();
+  auto it = maps.upper_bound(b);
+  if (it == maps.begin()) return -1;
+  --it;
+  if (b >= it->second) return -1;
+  return static_cast<std::int64_t>(b - it->first);
+}
+
 MappedFile::~MappedFile() {
   if (map_) {
     {

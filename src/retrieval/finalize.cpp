@@ -208,6 +208,8 @@ double finish_database(const fs::path& dir, const RowSource& rows, Manifest& m, 
   m.rerank = opt.rerank;
   m.created = utc_now();
   m.report["index_seconds"] = std::chrono::duration<double>(t2 - t1).count();
+  m.report["index_train_seconds"] = index.train_seconds();
+  m.report["index_add_seconds"] = index.add_seconds();
   return recall;
 }
 

@@ -185,6 +185,7 @@ FaissIndex FaissIndex::build(const std::string& description, const RowSource& ro
          "IVF1024,Flat, IVF4096,PQ64, HNSW32)", description, dim, faiss_message(e));
   }
   FaissThreads threads;
+  double train_s = 0, add_s = 0;
   try {
     auto* ivf = faiss::ivflib::try_extract_index_ivf(index.get());
     // Spherical k-means: the rows are L2-normalised and searched by inner product.
@@ -203,16 +204,20 @@ FaissIndex FaissIndex::build(const std::string& description, const RowSource& ro
       index->train(m, sample.data());
       std::vector<float>().swap(sample);
       ::malloc_trim(0);  // the sample and k-means buffers (freed in OpenMP threads' arenas)
-      spdlog::info("index '{}': trained on {} of {} vectors in {:.1f} s", description, m, n,
-                   seconds_since(t0));
+      train_s = seconds_since(t0);
+      spdlog::info("index '{}': trained on {} of {} vectors in {:.1f} s", description, m, n, train_s);
     }
     auto t1 = std::chrono::steady_clock::now();
     add_rows(index.get(), rows);
-    spdlog::info("index '{}': {} vectors added in {:.1f} s", description, n, seconds_since(t1));
+    add_s = seconds_since(t1);
+    spdlog::info("index '{}': {} vectors added in {:.1f} s", description, n, add_s);
   } catch (const faiss::FaissException& e) {
     fail("cannot build FAISS index '{}' on {} vectors: {}", description, n, faiss_message(e));
   }
-  return FaissIndex(std::move(index));
+  FaissIndex built(std::move(index));
+  built.train_seconds_ = train_s;
+  built.add_seconds_ = add_s;
+  return built;
 }
 
 FaissIndex FaissIndex::read(const fs::path& file) {
@@ -257,16 +262,19 @@ FaissIndex FaissIndex::build_from_trained(const FaissIndex& trained, const RowSo
   if (!trained.index_->is_trained) fail("{}: its index is not trained", source);
   FaissThreads threads;
   std::unique_ptr<faiss::Index> index;
+  double add_s = 0;
   try {
     index = empty_clone(*trained.index_);  // the trained quantizer and codec, no lists
     auto t1 = std::chrono::steady_clock::now();
     add_rows(index.get(), rows);
-    spdlog::info("index: {} vectors added to the trained index of {} (no training) in {:.1f} s", n, source,
-                 seconds_since(t1));
+    add_s = seconds_since(t1);
+    spdlog::info("index: {} vectors added to the trained index of {} (no training) in {:.1f} s", n, source, add_s);
   } catch (const faiss::FaissException& e) {
     fail("cannot reuse the trained index of {}: {}", source, faiss_message(e));
   }
-  return FaissIndex(std::move(index));
+  FaissIndex built(std::move(index));
+  built.add_seconds_ = add_s;
+  return built;
 }
 
 namespace {

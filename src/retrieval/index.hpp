@@ -67,10 +67,14 @@ class FaissIndex {
   int64_t dim() const;
   bool exact() const;  // a flat inner-product index: results are exact
   bool supports_param(const std::string& name) const;
+  // Seconds the build spent training (0: nothing trained) and adding rows (0: read or merged).
+  double train_seconds() const { return train_seconds_; }
+  double add_seconds() const { return add_seconds_; }
 
  private:
   explicit FaissIndex(std::unique_ptr<faiss::Index> index);
   std::unique_ptr<faiss::Index> index_;
+  double train_seconds_ = 0, add_seconds_ = 0;
 };
 
 // Throws rdm::Error now (before hours of embedding) if FAISS cannot make `description`.

@@ -49,11 +49,17 @@ class NpyRows : public RowSource {
   int64_t rows() const override { return n_; }
   int64_t dim() const override { return d_; }
   void read(int64_t first, int64_t count, float* out) const override;
+  // Scattered rows are read with pread, not through the mapping: each fault on a mapped page
+  // maps a whole page-cache folio (up to megabytes on current kernels), so scattered reads of a
+  // mapping leave hundreds of MB resident however soon they are released.
   void gather(const std::vector<int64_t>& ids, float* out) const override;
 
  private:
   torch::Tensor stored_;  // aliases the mapping
   int64_t n_ = 0, d_ = 0;
+  std::filesystem::path file_;
+  std::shared_ptr<int> fd_;  // the file opened for pread (nullptr: gather through the tensor)
+  int64_t data_offset_ = -1;  // file offset of row 0
 };
 
 // Rows per chunk when streaming (about 50 MB of float32 at D = 768).

@@ -17,6 +17,7 @@
 #include <torch/torch.h>
 
 #include "rdm/formats/npy.hpp"
+#include "rdm/runtime/error.hpp"
 #include "retrieval/auto_index.hpp"
 #include "retrieval/index.hpp"
 #include "retrieval/ivf_scan.hpp"
@@ -116,7 +117,9 @@ TEST(RowSources, NpyFileRowsChunkedExactSearchAndStreamedBuildMatchTheMatrix) {
     std::vector<float> g2(static_cast<size_t>(2 * d));
     file.gather({n - 1, 5}, g2.data());
     EXPECT_TRUE(torch::allclose(torch::from_blob(g2.data(), {2, d}), want.index_select(0, torch::tensor(std::vector<int64_t>{n - 1, 5})), 0, 1e-6));
-    // More ids than one gather block (2048; the file's pages are released block by block).
+    // Many scattered ids, unsorted (read with pread, never through the mapping), and an id out
+    // of range: an error naming the file, not a read past the data.
+    EXPECT_THROW(file.gather({0, n}, g2.data()), rdm::Error);
     std::vector<int64_t> many;
     for (int64_t i = 0; i < n; ++i)
       if (i % 4 != 0) many.push_back(i);

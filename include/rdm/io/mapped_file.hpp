@@ -26,6 +26,9 @@ class MappedFile {
   // Same for any live MappedFile that contains [p, p+n); no-op for other memory. Used by the
   // consuming loader once a tensor aliasing a mapping has been copied and dropped.
   static void release_pages(const void* p, std::size_t n);
+  // Byte offset of p from the start of the live MappedFile that contains it (its file offset),
+  // or -1 for other memory.
+  static std::int64_t file_offset(const void* p);
 
  private:
   MappedFile() = default;
