@@ -12,6 +12,7 @@
 #include <optional>
 #include <cmath>
 #include <cstring>
+#include <fstream>
 
 #include "rdm/runtime/error.hpp"
 #include "rdm/io/atomic_file.hpp"
@@ -93,19 +94,38 @@ double write_database_files(const fs::path& dir, torch::Tensor embeddings, Manif
   const int64_t n = embeddings.size(0), d = embeddings.size(1);
   // Stored rows: normalised, rounded to the file dtype. The index is built from exactly what
   // the file holds (renormalised in float32), so `embeddings()` and the index agree.
-  torch::Tensor x = embeddings.to(torch::kCPU, torch::kFloat32).contiguous().clone();
+  // A matrix handed over (moved in, nothing else refers to it) is normalised in place; any
+  // other is copied first, so the caller's rows stay as they were.
+  const bool owned = embeddings.device().is_cpu() && embeddings.scalar_type() == torch::kFloat32 &&
+                     embeddings.is_contiguous() && embeddings.use_count() == 1 &&
+                     embeddings.storage().use_count() == 1 && embeddings.storage_offset() == 0;
+  torch::Tensor x = owned ? std::move(embeddings) : embeddings.to(torch::kCPU, torch::kFloat32).contiguous().clone();
+  embeddings = torch::Tensor();
   check_embeddings(x, source, name_of);  // before anything is written
   normalize_rows(x.data_ptr<float>(), n, d);
   torch::Tensor stored = x.to(embeddings_dtype(opt.dtype)).contiguous();
   if (stored.scalar_type() != torch::kFloat32) {
-    x = stored.to(torch::kFloat32).contiguous();
+    x.copy_(stored);  // the rounded rows, in place (no second float32 matrix)
     normalize_rows(x.data_ptr<float>(), n, d);
   }
   fs::create_directories(dir);
   {
-    std::string bytes = formats::npy_bytes(stored);
-    m.content_hash = "sha256:" + io::sha256_hex(bytes);
-    io::write_file_atomic(dir / kEmbeddingsFile, bytes);
+    // npy_bytes(stored), hashed and written without a second copy in memory.
+    const fs::path file = dir / kEmbeddingsFile;
+    const std::string header = formats::npy_header(stored.scalar_type(), stored.sizes().vec());
+    io::Sha256 hash;
+    hash.update(header.data(), header.size());
+    hash.update(stored.data_ptr(), stored.nbytes());
+    m.content_hash = "sha256:" + hash.hex();
+    io::AtomicOutput out(file);
+    {
+      std::ofstream f(out.tmp_path(), std::ios::binary | std::ios::trunc);
+      f.write(header.data(), static_cast<std::streamsize>(header.size()));
+      f.write(static_cast<const char*>(stored.data_ptr()), static_cast<std::streamsize>(stored.nbytes()));
+      f.flush();
+      if (!f) fail("cannot write '{}': {}", file.string(), std::strerror(errno));
+    }
+    out.commit();
   }
   spdlog::info("wrote {} ({} x {} {})", (dir / kEmbeddingsFile).string(), n, d, opt.dtype);
 

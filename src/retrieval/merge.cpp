@@ -17,6 +17,7 @@
 
 #include "rdm/io/atomic_file.hpp"
 #include "rdm/retrieval/database.hpp"
+#include "rdm/retrieval/manifest.hpp"
 #include "rdm/runtime/error.hpp"
 #include "retrieval/finalize.hpp"
 #include "retrieval/index.hpp"
@@ -36,20 +37,41 @@ void check_output(const MergeOptions& opt) {
     fail("'{}' already holds a database; merge into a new --out", out.string());
 }
 
-Shards read_shards(const std::vector<fs::path>& inputs) {
+Shards read_shards(const std::vector<fs::path>& inputs, bool read_indexes) {
   Shards s;
   for (size_t k = 0; k < inputs.size(); ++k) {
-    Database db = Database::open(inputs[k]);
-    const Manifest& m = db.manifest();
+    const fs::path& dir = inputs[k];
+    const std::string repair = "; run `rdm db build` (or import) again to repair the database";
+    const Manifest m = Manifest::read(dir);
     if (k == 0) {
       s.first = m;
     } else if (m.dim != s.first.dim || !clip_identities_compatible(m.clip_identity, s.first.clip_identity) ||
                m.preprocess != s.first.preprocess) {
       fail("cannot merge '{}' (CLIP '{}', dim {}, preprocess {}) with '{}' (CLIP '{}', dim {}, "
-           "preprocess {})", inputs[k].string(), m.clip_identity, m.dim, m.preprocess,
+           "preprocess {})", dir.string(), m.clip_identity, m.dim, m.preprocess,
            inputs[0].string(), s.first.clip_identity, s.first.dim, s.first.preprocess);
     }
-    Store store = Store::open(inputs[k] / kStoreFile, false);
+    Store store = Store::open(dir / kStoreFile, false);
+    if (m.count > 0 && !store.item_by_id(m.count - 1))
+      fail("database '{}': the item store lacks item {}{}", dir.string(), m.count - 1, repair);
+    const fs::path emb = dir / kEmbeddingsFile;
+    if (!fs::exists(emb)) fail("database '{}': {} is missing{}", dir.string(), kEmbeddingsFile, repair);
+    std::shared_ptr<const NpyRows> rows;
+    try {
+      rows = std::make_shared<const NpyRows>(emb);
+    } catch (const Error& e) {
+      fail("database '{}': {}{}", dir.string(), e.what(), repair);
+    }
+    if (rows->rows() != m.count || rows->dim() != m.dim)
+      fail("database '{}': {} holds {} x {}, the manifest says {} x {}{}", dir.string(), kEmbeddingsFile,
+           rows->rows(), rows->dim(), m.count, m.dim, repair);
+    if (read_indexes) {
+      FaissIndex index = FaissIndex::read(dir / kIndexFile);
+      if (index.ntotal() != m.count || index.dim() != m.dim)
+        fail("database '{}': index holds {} vectors of dimension {}, the manifest says {} x {}{}", dir.string(),
+             index.ntotal(), index.dim(), m.count, m.dim, repair);
+      s.indexes.push_back(std::move(index));
+    }
     if (k == 0)
       for (const char* key : {"clip_identity", "dim", "preprocess", "images"})
         if (auto v = store.meta(key)) s.meta[key] = *v;
@@ -57,13 +79,11 @@ Shards read_shards(const std::vector<fs::path>& inputs) {
       if (it.final_id < 0 || it.final_id >= m.count) continue;  // not part of the finished db
       s.items.push_back({std::move(it), k});
     }
-    std::vector<int64_t> all(static_cast<size_t>(m.count));
-    for (int64_t i = 0; i < m.count; ++i) all[i] = i;
-    s.embeddings.push_back(db.embeddings(all));
+    s.embeddings.push_back(std::move(rows));
     for (auto& p : store.skipped()) s.skipped.push_back(p);
     for (auto& p : store.duplicates()) s.duplicates.push_back(p);
-    s.parts.push_back({{"database", fs::absolute(inputs[k]).string()}, {"count", m.count}, {"source", m.source}});
-    spdlog::info("shard '{}': {} items", inputs[k].string(), m.count);
+    s.parts.push_back({{"database", fs::absolute(dir).string()}, {"count", m.count}, {"source", m.source}});
+    spdlog::info("shard '{}': {} items", dir.string(), m.count);
   }
   return s;
 }
@@ -88,14 +108,33 @@ std::vector<ShardItem> order_and_deduplicate(std::vector<ShardItem> items, PathP
   return kept;
 }
 
-torch::Tensor gather_embeddings(std::vector<ShardItem>& kept, const std::vector<torch::Tensor>& shard_embeddings,
-                                int64_t dim) {
+torch::Tensor gather_embeddings(std::vector<ShardItem>& kept,
+                                const std::vector<std::shared_ptr<const NpyRows>>& shard_embeddings, int64_t dim) {
   const int64_t n = static_cast<int64_t>(kept.size());
-  torch::Tensor all = torch::empty({n, dim}, torch::kFloat32);
-  for (int64_t r = 0; r < n; ++r) {
-    all[r].copy_(shard_embeddings[kept[r].shard][kept[r].item.final_id]);
-    kept[r].item.final_id = r;
+  torch::Tensor all = torch::zeros({n, dim}, torch::kFloat32);
+  float* dst = all.data_ptr<float>();
+  // Shard by shard, in blocks: the rows of one shard are read from its file (pread), then
+  // copied to their merged rows.
+  constexpr size_t kBlock = 4096;
+  std::vector<float> buf;
+  for (size_t s = 0; s < shard_embeddings.size(); ++s) {
+    std::vector<int64_t> src, to;
+    for (int64_t r = 0; r < n; ++r)
+      if (kept[r].shard == s) {
+        src.push_back(kept[r].item.final_id);
+        to.push_back(r);
+      }
+    for (size_t lo = 0; lo < src.size(); lo += kBlock) {
+      const size_t len = std::min(kBlock, src.size() - lo);
+      const std::vector<int64_t> ids(src.begin() + static_cast<std::ptrdiff_t>(lo),
+                                     src.begin() + static_cast<std::ptrdiff_t>(lo + len));
+      buf.resize(len * static_cast<size_t>(dim));
+      shard_embeddings[s]->gather(ids, buf.data());
+      for (size_t i = 0; i < len; ++i)
+        std::copy_n(buf.data() + i * static_cast<size_t>(dim), dim, dst + to[lo + i] * dim);
+    }
   }
+  for (int64_t r = 0; r < n; ++r) kept[r].item.final_id = r;
   return all;
 }
 
@@ -142,11 +181,11 @@ BuildReport merge_databases(const MergeOptions& opt) {
   const auto t0 = std::chrono::steady_clock::now();
   check_output(opt);
   const fs::path out = opt.out;
-  Shards shards = read_shards(opt.inputs);
+  Shards shards = read_shards(opt.inputs, !opt.index_given);
   std::vector<ShardItem> kept = order_and_deduplicate(std::move(shards.items), shards.duplicates);
   // Merged id of each shard row (-1: dropped), for merging the shards' IVF lists.
   std::vector<std::vector<int64_t>> new_ids;
-  for (const auto& e : shards.embeddings) new_ids.emplace_back(static_cast<size_t>(e.size(0)), -1);
+  for (const auto& e : shards.embeddings) new_ids.emplace_back(static_cast<size_t>(e->rows()), -1);
   for (size_t r = 0; r < kept.size(); ++r)
     new_ids[kept[r].shard][static_cast<size_t>(kept[r].item.final_id)] = static_cast<int64_t>(r);
   torch::Tensor all = gather_embeddings(kept, shards.embeddings, shards.first.dim);
@@ -156,8 +195,7 @@ BuildReport merge_databases(const MergeOptions& opt) {
   if (opt.index_given) {
     how = "rebuilt (--index given)";
   } else {
-    std::vector<FaissIndex> indexes;
-    for (const auto& in : opt.inputs) indexes.push_back(FaissIndex::read(in / kIndexFile));
+    std::vector<FaissIndex> indexes = std::move(shards.indexes);
     std::vector<const FaissIndex*> ptrs;
     for (const auto& i : indexes) ptrs.push_back(&i);
     const std::string why = FaissIndex::why_not_mergeable(ptrs);
@@ -188,7 +226,7 @@ BuildReport merge_databases(const MergeOptions& opt) {
   rep.report_file = out / kReportFile;
   m.report = {{"indexed", rep.indexed}, {"skipped", rep.skipped}, {"duplicates", rep.duplicates},
               {"shards", opt.inputs.size()}, {"report_file", kReportFile}, {"index_merge", how}};
-  rep.recall = write_database_files(out, all, m, index_options(opt, shards.first),
+  rep.recall = write_database_files(out, std::move(all), m, index_options(opt, shards.first),
                                     "merge into '" + out.string() + "'", {}, &rep.recall_raw,
                                     merged ? &*merged : nullptr);
   rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

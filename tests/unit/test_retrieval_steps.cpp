@@ -98,13 +98,25 @@ TEST(RetrievalSteps, MergeOrdersByPathAndKeepsTheFirstOfEqualBytes) {
   EXPECT_EQ(got, want);
   EXPECT_EQ(dups, (PathPairs{{"old.png", "orig.png"}, {"c.png", "b.png"}}));
 
-  // The kept rows come from their shard's matrix; final ids become rows of the merged one.
+  // The kept rows come from their shard's file (read, not loaded); final ids become rows of
+  // the merged matrix.
+  const fs::path dir = temp_dir("merge_gather");
   std::vector<torch::Tensor> shard_emb = {random_rows(3, 4, 1), random_rows(3, 4, 2)};
-  torch::Tensor all = gather_embeddings(kept, shard_emb, 4);
+  std::vector<std::shared_ptr<const NpyRows>> files;
+  for (size_t s = 0; s < shard_emb.size(); ++s) {
+    const fs::path f = dir / ("shard" + std::to_string(s) + ".npy");
+    rdm::formats::write_npy(f, shard_emb[s]);
+    files.push_back(std::make_shared<const NpyRows>(f));
+  }
+  torch::Tensor all = gather_embeddings(kept, files, 4);
   ASSERT_EQ(all.sizes(), (std::vector<int64_t>{5, 4}));
+  EXPECT_TRUE(torch::equal(all[0], shard_emb[0][2]));  // a.png: shard 0, row 2
   EXPECT_TRUE(torch::equal(all[1], shard_emb[1][2]));  // a0.png: shard 1, row 2
+  EXPECT_TRUE(torch::equal(all[2], shard_emb[0][0]));  // b.png: shard 0, row 0
+  EXPECT_TRUE(torch::equal(all[3], shard_emb[0][1]));  // path-less item of shard 0
   EXPECT_TRUE(torch::equal(all[4], shard_emb[1][1]));  // path-less item of shard 1
   for (int64_t r = 0; r < 5; ++r) EXPECT_EQ(kept[r].item.final_id, r);
+  fs::remove_all(dir);
 }
 
 TEST(RetrievalSteps, MergeIndexSettingsComeFromTheFirstShardUnlessGiven) {
