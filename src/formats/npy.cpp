@@ -4,7 +4,9 @@
 #include "rdm/formats/npy_strings.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
+#include <fstream>
 #include <limits>
 #include <optional>
 
@@ -358,14 +360,26 @@ std::string npy_bytes(const torch::Tensor& tensor) {
   return out;
 }
 
+// npy_bytes(tensor), written atomically without a copy of the data in memory.
 void write_npy(const fs::path& path, const torch::Tensor& tensor) {
-  std::string bytes;
+  torch::Tensor t;
+  std::string header;
   try {
-    bytes = npy_bytes(tensor);
+    t = tensor.detach().to(torch::kCPU).contiguous();
+    header = npy_header(t.scalar_type(), t.sizes().vec());
   } catch (const Error& e) {
     fail("cannot write '{}': {}", path.string(), e.what());
   }
-  io::write_file_atomic(path, bytes);
+  io::AtomicOutput out(path);
+  {
+    std::ofstream f(out.tmp_path(), std::ios::binary | std::ios::trunc);
+    if (!f) fail("cannot write '{}': {}", path.string(), std::strerror(errno));
+    f.write(header.data(), static_cast<std::streamsize>(header.size()));
+    f.write(static_cast<const char*>(t.data_ptr()), static_cast<std::streamsize>(t.nbytes()));
+    f.flush();
+    if (!f) fail("cannot write '{}': write failed ({})", path.string(), std::strerror(errno));
+  }
+  out.commit();
 }
 
 namespace {

@@ -12,6 +12,7 @@
 
 #include "rdm/runtime/error.hpp"
 #include "rdm/formats/npy.hpp"
+#include "retrieval/db_checks.hpp"
 #include "retrieval/index.hpp"
 #include "retrieval/ivf_scan.hpp"
 #include "retrieval/rows.hpp"
@@ -48,31 +49,43 @@ Database::Database(Database&&) noexcept = default;
 Database& Database::operator=(Database&&) noexcept = default;
 Database::~Database() = default;
 
+fs::path checked_embeddings_file(const fs::path& dir) {
+  fs::path emb = dir / kEmbeddingsFile;
+  if (!fs::exists(emb)) fail("database '{}': {} is missing{}", dir.string(), kEmbeddingsFile, kRepairHint);
+  return emb;
+}
+
+void check_index_matches(const fs::path& dir, const Manifest& m, const FaissIndex& index) {
+  if (index.ntotal() != m.count || index.dim() != m.dim)
+    fail("database '{}': index holds {} vectors of dimension {}, the manifest says {} x {}{}", dir.string(),
+         index.ntotal(), index.dim(), m.count, m.dim, kRepairHint);
+}
+
+void check_store_matches(const fs::path& dir, const Manifest& m, const Store& store) {
+  if (m.count > 0 && !store.item_by_id(m.count - 1))
+    fail("database '{}': the item store lacks item {}{}", dir.string(), m.count - 1, kRepairHint);
+}
+
 Database Database::open(const fs::path& dir) {
   auto impl = std::make_unique<Impl>();
   impl->dir = dir;
   impl->manifest = Manifest::read(dir);
   const Manifest& m = impl->manifest;
-  const std::string repair = "; run `rdm db build` (or import) again to repair the database";
   impl->store.emplace(Store::open(dir / kStoreFile, false));
   impl->index.emplace(FaissIndex::read(dir / kIndexFile));
-  if (impl->index->ntotal() != m.count || impl->index->dim() != m.dim)
-    fail("database '{}': index holds {} vectors of dimension {}, the manifest says {} x {}{}",
-         dir.string(), impl->index->ntotal(), impl->index->dim(), m.count, m.dim, repair);
-  fs::path emb = dir / kEmbeddingsFile;
-  if (!fs::exists(emb)) fail("database '{}': {} is missing{}", dir.string(), kEmbeddingsFile, repair);
+  check_index_matches(dir, m, *impl->index);
+  const fs::path emb = checked_embeddings_file(dir);
   try {
     impl->stored = formats::read_npy(emb);
   } catch (const Error& e) {
-    fail("database '{}': {}{}", dir.string(), e.what(), repair);
+    fail("database '{}': {}{}", dir.string(), e.what(), kRepairHint);
   }
   if (impl->stored.dim() != 2 || impl->stored.size(0) != m.count || impl->stored.size(1) != m.dim ||
       !impl->stored.is_floating_point())
     fail("database '{}': {} holds {} {}, the manifest says {} x {}{}", dir.string(),
          kEmbeddingsFile, c10::str(impl->stored.sizes()), c10::toString(impl->stored.scalar_type()), m.count,
-         m.dim, repair);
-  if (m.count > 0 && !impl->store->item_by_id(m.count - 1))
-    fail("database '{}': the item store lacks item {}{}", dir.string(), m.count - 1, repair);
+         m.dim, kRepairHint);
+  check_store_matches(dir, m, *impl->store);
   if (m.nprobe > 0 || m.ef > 0) impl->index->set_search_params(m.nprobe, m.ef);
   spdlog::debug("database '{}': {} x {} ({}), index {}", dir.string(), m.count, m.dim,
                 m.clip_identity, m.index);

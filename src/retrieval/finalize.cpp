@@ -12,7 +12,6 @@
 #include <optional>
 #include <cmath>
 #include <cstring>
-#include <fstream>
 
 #include "rdm/runtime/error.hpp"
 #include "rdm/io/atomic_file.hpp"
@@ -110,22 +109,13 @@ double write_database_files(const fs::path& dir, torch::Tensor embeddings, Manif
   }
   fs::create_directories(dir);
   {
-    // npy_bytes(stored), hashed and written without a second copy in memory.
-    const fs::path file = dir / kEmbeddingsFile;
+    // The hash of npy_bytes(stored), the file write_npy writes, without a copy in memory.
     const std::string header = formats::npy_header(stored.scalar_type(), stored.sizes().vec());
     io::Sha256 hash;
     hash.update(header.data(), header.size());
     hash.update(stored.data_ptr(), stored.nbytes());
     m.content_hash = "sha256:" + hash.hex();
-    io::AtomicOutput out(file);
-    {
-      std::ofstream f(out.tmp_path(), std::ios::binary | std::ios::trunc);
-      f.write(header.data(), static_cast<std::streamsize>(header.size()));
-      f.write(static_cast<const char*>(stored.data_ptr()), static_cast<std::streamsize>(stored.nbytes()));
-      f.flush();
-      if (!f) fail("cannot write '{}': {}", file.string(), std::strerror(errno));
-    }
-    out.commit();
+    formats::write_npy(dir / kEmbeddingsFile, stored);
   }
   spdlog::info("wrote {} ({} x {} {})", (dir / kEmbeddingsFile).string(), n, d, opt.dtype);
 

@@ -19,6 +19,7 @@
 #include "rdm/retrieval/database.hpp"
 #include "rdm/retrieval/manifest.hpp"
 #include "rdm/runtime/error.hpp"
+#include "retrieval/db_checks.hpp"
 #include "retrieval/finalize.hpp"
 #include "retrieval/index.hpp"
 
@@ -41,7 +42,6 @@ Shards read_shards(const std::vector<fs::path>& inputs, bool read_indexes) {
   Shards s;
   for (size_t k = 0; k < inputs.size(); ++k) {
     const fs::path& dir = inputs[k];
-    const std::string repair = "; run `rdm db build` (or import) again to repair the database";
     const Manifest m = Manifest::read(dir);
     if (k == 0) {
       s.first = m;
@@ -52,25 +52,19 @@ Shards read_shards(const std::vector<fs::path>& inputs, bool read_indexes) {
            inputs[0].string(), s.first.clip_identity, s.first.dim, s.first.preprocess);
     }
     Store store = Store::open(dir / kStoreFile, false);
-    if (m.count > 0 && !store.item_by_id(m.count - 1))
-      fail("database '{}': the item store lacks item {}{}", dir.string(), m.count - 1, repair);
-    const fs::path emb = dir / kEmbeddingsFile;
-    if (!fs::exists(emb)) fail("database '{}': {} is missing{}", dir.string(), kEmbeddingsFile, repair);
+    check_store_matches(dir, m, store);
     std::shared_ptr<const NpyRows> rows;
     try {
-      rows = std::make_shared<const NpyRows>(emb);
+      rows = std::make_shared<const NpyRows>(checked_embeddings_file(dir));
     } catch (const Error& e) {
-      fail("database '{}': {}{}", dir.string(), e.what(), repair);
+      fail("database '{}': {}{}", dir.string(), e.what(), kRepairHint);
     }
     if (rows->rows() != m.count || rows->dim() != m.dim)
-      fail("database '{}': {} holds {} x {}, the manifest says {} x {}{}", dir.string(), kEmbeddingsFile,
-           rows->rows(), rows->dim(), m.count, m.dim, repair);
+      fail("database '{}': {} holds {} x {}, the manifest says {} x {}{}", dir.string(), kEmbeddingsFile, rows->rows(),
+           rows->dim(), m.count, m.dim, kRepairHint);
     if (read_indexes) {
-      FaissIndex index = FaissIndex::read(dir / kIndexFile);
-      if (index.ntotal() != m.count || index.dim() != m.dim)
-        fail("database '{}': index holds {} vectors of dimension {}, the manifest says {} x {}{}", dir.string(),
-             index.ntotal(), index.dim(), m.count, m.dim, repair);
-      s.indexes.push_back(std::move(index));
+      s.indexes.push_back(FaissIndex::read(dir / kIndexFile));
+      check_index_matches(dir, m, s.indexes.back());
     }
     if (k == 0)
       for (const char* key : {"clip_identity", "dim", "preprocess", "images"})
@@ -117,13 +111,15 @@ torch::Tensor gather_embeddings(std::vector<ShardItem>& kept,
   // copied to their merged rows.
   constexpr size_t kBlock = 4096;
   std::vector<float> buf;
+  // Per shard: its rows to read and the merged row each goes to (one pass over the items).
+  std::vector<std::vector<int64_t>> from(shard_embeddings.size()), into(shard_embeddings.size());
+  for (int64_t r = 0; r < n; ++r) {
+    from[kept[r].shard].push_back(kept[r].item.final_id);
+    into[kept[r].shard].push_back(r);
+  }
   for (size_t s = 0; s < shard_embeddings.size(); ++s) {
-    std::vector<int64_t> src, to;
-    for (int64_t r = 0; r < n; ++r)
-      if (kept[r].shard == s) {
-        src.push_back(kept[r].item.final_id);
-        to.push_back(r);
-      }
+    const std::vector<int64_t>& src = from[s];
+    const std::vector<int64_t>& to = into[s];
     for (size_t lo = 0; lo < src.size(); lo += kBlock) {
       const size_t len = std::min(kBlock, src.size() - lo);
       const std::vector<int64_t> ids(src.begin() + static_cast<std::ptrdiff_t>(lo),
