@@ -68,7 +68,8 @@ struct Pipeline::Impl {
   bool one_shot = false;
   mutable std::atomic<bool> used{false};
   std::string model_hash;
-  double load_seconds = 0;
+  ldm::LoadSpec spec;  // how `ldm` is (or, one-shot, will be) loaded
+  mutable double load_seconds = 0;
   // Databases stay open across requests (a sweep opens each once).
   mutable std::mutex db_mutex;
   mutable std::map<std::string, std::shared_ptr<retrieval::Database>> databases;
@@ -86,6 +87,15 @@ struct Pipeline::Impl {
   }
   // The model half of every record (describe()).
   ImageRecord model_record() const;
+  // The RDM, loaded on first use (one-shot pipelines load it in sample(), after CLIP's release).
+  const ldm::LatentDiffusion& model() const {
+    if (!ldm) {
+      const auto t0 = Clock::now();
+      ldm = ldm::LatentDiffusion::load(paths.model, config, spec);
+      load_seconds += since(t0);
+    }
+    return *ldm;
+  }
 };
 
 Pipeline::Pipeline(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -117,18 +127,21 @@ Pipeline Pipeline::load(const PipelinePaths& paths, const PipelineOptions& optio
     fail("vocabulary '{}' has {} tokens but CLIP '{}' expects {}: pass the matching --vocab", paths.vocab.string(),
          impl->encoder->tokenizer().vocab_size(), paths.clip.string(), cc.vocab_size);
 
-  ldm::LoadSpec spec;
-  spec.use_ema = impl->config.use_ema;
-  spec.device = impl->device;
-  spec.dtype = impl->dtype;
-  impl->ldm = ldm::LatentDiffusion::load(paths.model, impl->config, spec);
+  impl->spec.use_ema = impl->config.use_ema;
+  impl->spec.device = impl->device;
+  impl->spec.dtype = impl->dtype;
+  impl->one_shot = options.one_shot;
+  if (!impl->one_shot) impl->ldm = ldm::LatentDiffusion::load(paths.model, impl->config, impl->spec);
   impl->model_hash = file_fingerprint(paths.model);
   impl->clip_identity = impl->encoder->model().identity();
   impl->clip_dim = impl->encoder->config().embed_dim;
-  impl->one_shot = options.one_shot;
   impl->load_seconds = since(t0);
-  spdlog::info("pipeline: loaded RDM '{}' and CLIP {} on {} ({}) in {:.2f} s", paths.model.string(),
-               impl->encoder->model().identity(), impl->device.str(), precision_name(impl->dtype), impl->load_seconds);
+  if (impl->one_shot)
+    spdlog::info("pipeline: loaded CLIP {} on {} in {:.2f} s (the RDM '{}' follows once the query is embedded)",
+                 impl->clip_identity, impl->device.str(), impl->load_seconds, paths.model.string());
+  else
+    spdlog::info("pipeline: loaded RDM '{}' and CLIP {} on {} ({}) in {:.2f} s", paths.model.string(),
+                 impl->clip_identity, impl->device.str(), precision_name(impl->dtype), impl->load_seconds);
   return Pipeline(std::move(impl));
 }
 
@@ -143,7 +156,7 @@ std::string Pipeline::precision() const { return precision_name(impl_->dtype); }
 ImageRecord Pipeline::Impl::model_record() const {
   ImageRecord r;
   r.model = ImageRecord::Model{fs::absolute(paths.model).string(), model_hash, fs::absolute(paths.config).string(),
-                               ldm->uses_ema()};
+                               model().uses_ema()};
   r.clip = ImageRecord::Clip{fs::absolute(paths.clip).string(), clip_identity};
   r.vocab = fs::absolute(paths.vocab).string();
   r.device = device.str();
@@ -152,6 +165,7 @@ ImageRecord Pipeline::Impl::model_record() const {
 }
 
 json Pipeline::describe() const { return impl_->model_record().model_json(); }
+std::string Pipeline::clip_identity() const { return impl_->clip_identity; }
 
 const clip::QueryEncoder& Pipeline::query_encoder() const {
   if (!impl_->encoder) fail("pipeline: CLIP was released after this one-shot pipeline's sample()");
@@ -161,11 +175,11 @@ const clip::QueryEncoder& Pipeline::query_encoder() const {
 namespace {
 // Step 0: the request against the model (the CLI checks the same rules before loading).
 void validate_in_pipeline(const SampleRequest& req, int64_t width, int64_t height, int64_t mult,
-                          const ldm::LatentDiffusion& ldm, int64_t downsamples, int64_t max_steps) {
+                          const ldm::LdmConfig& config, int64_t downsamples, int64_t max_steps) {
   if (width % mult != 0 || height % mult != 0 || width <= 0 || height <= 0)
     fail("size {}x{} is not allowed: width and height must be positive multiples of {} for this model "
          "(first-stage factor {} x {} UNet downsamplings), e.g. {}x{}",
-         width, height, mult, ldm.downsample_factor(), downsamples, std::max<int64_t>(mult, width / mult * mult),
+         width, height, mult, config.downsample_factor(), downsamples, std::max<int64_t>(mult, width / mult * mult),
          std::max<int64_t>(mult, height / mult * mult));
   check_sampler(req.sampler, req.spacing, "sample");
   check_scale(req.scale, "sample");
@@ -185,7 +199,7 @@ void validate_in_pipeline(const SampleRequest& req, int64_t width, int64_t heigh
 // Returns false when interrupted (the finished images are in `result`).
 bool sample_images(const Pipeline::Impl& m, const SampleRequest& req, const torch::Tensor& c, const ImageRecord& base,
                    int64_t width, int64_t height, const SampleCallbacks& callbacks, SampleResult& result) {
-  const auto& ldm = *m.ldm;
+  const auto& ldm = m.model();
   double sample_s = 0, decode_s = 0;
   try {
     for (int64_t b0 = 0; b0 < req.n; b0 += req.batch_size) {
@@ -241,15 +255,14 @@ SampleResult Pipeline::sample(const SampleRequest& req, const SampleCallbacks& c
   const Impl& m = *impl_;
   if (m.one_shot && m.used.exchange(true))
     fail("pipeline: a one-shot pipeline serves one sample() call (its models were released after the first)");
-  const auto& ldm = *m.ldm;
   SampleResult result;
 
   // 0. Validate the request against the model; open the databases (their names give the
   //    postfix style).
   const int64_t width = req.width > 0 ? req.width : native_width();
   const int64_t height = req.height > 0 ? req.height : native_height();
-  validate_in_pipeline(req, width, height, size_multiple(), ldm, m.config.unet.num_downsamples(),
-                       ldm.schedule().num_timesteps - 1);
+  validate_in_pipeline(req, width, height, size_multiple(), m.config, m.config.unet.num_downsamples(),
+                       m.config.schedule.timesteps - 1);
   const bool retrieve = !req.no_retrieval && !req.databases.empty() && req.k > 0;
   stage::DbList dbs;
   std::vector<std::string> names;
@@ -271,6 +284,13 @@ SampleResult Pipeline::sample(const SampleRequest& req, const SampleCallbacks& c
   if (retrieve) neighbor_embeddings = stage::retrieve_neighbors(req, dbs, query, result.neighbors);
   result.seconds["retrieve"] = since(t0);
 
+  if (m.one_shot) {
+    m.encoder.reset();  // the query is embedded and the neighbours retrieved: CLIP is done
+    release_free_memory();
+    spdlog::debug("sample: one-shot: CLIP released before the RDM is loaded");
+  }
+  const auto& ldm = m.model();
+
   // 4. Context c = [query, neighbours] (1, 1+k, D); uc = zeros_like(c).
   const torch::Tensor c = stage::build_context(query, neighbor_embeddings, ldm.device(), ldm.dtype());
 
@@ -278,11 +298,6 @@ SampleResult Pipeline::sample(const SampleRequest& req, const SampleCallbacks& c
   const ImageRecord base = stage::request_record(m.model_record(), req, result.prompt,
                                                  stage::database_records(req, dbs, retrieve), result.neighbors,
                                                  retrieve, width, height);
-  if (m.one_shot) {
-    m.encoder.reset();  // the query is embedded and the neighbours retrieved: CLIP is done
-    release_free_memory();
-    spdlog::debug("sample: one-shot: CLIP released before sampling");
-  }
   const bool finished = sample_images(m, req, c, base, width, height, callbacks, result);
   const int64_t done = static_cast<int64_t>(result.images.size());
   const double sample_s = result.seconds["sample"], decode_s = result.seconds["decode"];

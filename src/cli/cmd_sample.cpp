@@ -176,7 +176,7 @@ void check_record_files(const ImageRecord& rec, const PipelinePaths& paths, cons
 
 void check_record_clip(const ImageRecord& rec, const Pipeline& pipeline, bool ignore, const std::string& where) {
   const std::string recorded = rec.clip ? rec.clip->identity : std::string();
-  const std::string now = pipeline.describe()["clip"].value("identity", std::string());
+  const std::string now = pipeline.clip_identity();
   if (recorded.empty() || recorded == now) return;
   if (!ignore)
     fail("{}: the CLIP model differs from the one the image was made with ({} now, {} recorded); pass "

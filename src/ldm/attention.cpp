@@ -202,14 +202,14 @@ SpatialTransformerImpl::SpatialTransformerImpl(int64_t in_channels, int64_t n_he
     : path_(std::move(path)) {
   const int64_t inner = n_heads * d_head;
   norm = register_module("norm", torch::nn::GroupNorm(torch::nn::GroupNormOptions(32, in_channels).eps(1e-6)));
-  proj_in = register_module("proj_in", torch::nn::Conv2d(torch::nn::Conv2dOptions(in_channels, inner, 1)));
+  proj_in = register_module("proj_in", Conv2d(torch::nn::Conv2dOptions(in_channels, inner, 1)));
   transformer_blocks = register_module("transformer_blocks", torch::nn::ModuleList());
   for (int64_t i = 0; i < depth; ++i) {
     const std::string p = path_.empty() ? "" : path_ + ".transformer_blocks." + std::to_string(i);
     blocks_.push_back(BasicTransformerBlock(inner, n_heads, d_head, context_dim, p));
     transformer_blocks->push_back(blocks_.back());
   }
-  proj_out = register_module("proj_out", torch::nn::Conv2d(torch::nn::Conv2dOptions(inner, in_channels, 1)));
+  proj_out = register_module("proj_out", Conv2d(torch::nn::Conv2dOptions(inner, in_channels, 1)));
 }
 
 torch::Tensor SpatialTransformerImpl::forward(const torch::Tensor& x_in, const torch::Tensor& context,

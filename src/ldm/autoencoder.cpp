@@ -29,8 +29,8 @@ torch::nn::GroupNorm make_norm(int64_t channels) {
   return torch::nn::GroupNorm(torch::nn::GroupNormOptions(32, channels).eps(1e-6).affine(true));
 }
 
-torch::nn::Conv2d make_conv(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t pad) {
-  return torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, k).stride(stride).padding(pad));
+Conv2d make_conv(int64_t in, int64_t out, int64_t k, int64_t stride, int64_t pad) {
+  return Conv2d(torch::nn::Conv2dOptions(in, out, k).stride(stride).padding(pad));
 }
 
 // swish, x * sigmoid(x) as the reference computes it, in place on a temporary (same numbers,

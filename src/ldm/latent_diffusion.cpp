@@ -115,6 +115,10 @@ LatentDiffusion LatentDiffusion::from_state_dict(formats::StateDict&& state_in, 
   s->first = FirstStage::create(config.first_stage, spec.load_encoder);
   formats::load_into_consuming(s->first.module(), state, kFirstPrefix, formats::LoadOptions{name, spec.device, spec.dtype});
   s->first.module().eval();
+  if (spec.pack_convolutions) {
+    const int64_t n = pack_convolutions_for_inference(*s->unet) + pack_convolutions_for_inference(s->first.module());
+    spdlog::debug("'{}': {} convolution weights packed for oneDNN", name, n);
+  }
 
   // What is left: schedule buffers, cond_stage_model.* (Identity: none), logvar, ...
   if (!state.empty()) {

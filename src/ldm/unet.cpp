@@ -29,8 +29,8 @@ torch::nn::GroupNorm normalization(int64_t channels) {
   return torch::nn::GroupNorm(torch::nn::GroupNormOptions(32, channels).eps(1e-5));
 }
 
-torch::nn::Conv2d conv3x3(int64_t cin, int64_t cout, int64_t stride = 1) {
-  return torch::nn::Conv2d(torch::nn::Conv2dOptions(cin, cout, 3).stride(stride).padding(1));
+Conv2d conv3x3(int64_t cin, int64_t cout, int64_t stride = 1) {
+  return Conv2d(torch::nn::Conv2dOptions(cin, cout, 3).stride(stride).padding(1));
 }
 
 }  // namespace
@@ -141,7 +141,7 @@ ResBlockImpl::ResBlockImpl(int64_t channels, int64_t emb_channels, int64_t out_c
       "out_layers", torch::nn::Sequential(out_norm_, torch::nn::SiLU(), torch::nn::Dropout(0.0), out_conv_));
   if (out_channels != channels)
     skip_connection = register_module(
-        "skip_connection", torch::nn::Conv2d(torch::nn::Conv2dOptions(channels, out_channels, 1)));
+        "skip_connection", Conv2d(torch::nn::Conv2dOptions(channels, out_channels, 1)));
 }
 
 torch::Tensor ResBlockImpl::forward(const torch::Tensor& x0, const torch::Tensor& emb, Capture* capture) {
@@ -236,7 +236,7 @@ torch::Tensor TimestepEmbedSequentialImpl::forward(const torch::Tensor& x0, cons
       x = r->forward(x, emb, capture);
     } else if (auto* s = dynamic_cast<SpatialTransformerImpl*>(m)) {
       x = s->forward(x, context, capture);
-    } else if (auto* c = dynamic_cast<torch::nn::Conv2dImpl*>(m)) {
+    } else if (auto* c = dynamic_cast<Conv2dImpl*>(m)) {
       x = c->forward(x);
     } else if (auto* u = dynamic_cast<UpsampleImpl*>(m)) {
       x = u->forward(x);
@@ -287,7 +287,7 @@ UNetModelImpl::UNetModelImpl(const UNetConfig& cfg) : cfg_(cfg) {
   };
   {
     TimestepEmbedSequential b0("input_blocks.0");
-    b0->push_back(torch::nn::Conv2d(torch::nn::Conv2dOptions(cfg.in_channels, mc, 3).padding(1)).ptr());
+    b0->push_back(Conv2d(torch::nn::Conv2dOptions(cfg.in_channels, mc, 3).padding(1)).ptr());
     add_input(b0);
   }
   std::vector<int64_t> input_block_chans{mc};
@@ -347,7 +347,7 @@ UNetModelImpl::UNetModelImpl(const UNetConfig& cfg) : cfg_(cfg) {
   }
 
   out_norm_ = normalization(ch);
-  out_conv_ = torch::nn::Conv2d(torch::nn::Conv2dOptions(mc, cfg.out_channels, 3).padding(1));
+  out_conv_ = Conv2d(torch::nn::Conv2dOptions(mc, cfg.out_channels, 3).padding(1));
   out = register_module("out", torch::nn::Sequential(out_norm_, torch::nn::SiLU(), out_conv_));
 }
 

@@ -187,6 +187,19 @@ TEST(UnetModel, LatentDiffusionLoadsEmaAndDropsEncoder) {
     formats::StateDict copy = sd;
     ldm::LatentDiffusion ld = ldm::LatentDiffusion::from_state_dict(std::move(copy), cfg, ldm::LoadSpec{});
     EXPECT_TRUE(ld.uses_ema());
+    // The same model with dense convolution weights gives the same bits (rdm/ldm/conv.hpp).
+    formats::StateDict copy2 = sd;
+    ldm::LoadSpec dense;
+    dense.pack_convolutions = false;
+    ldm::LatentDiffusion ld_dense = ldm::LatentDiffusion::from_state_dict(std::move(copy2), cfg, dense);
+    if (at::hasMKLDNN()) {
+      EXPECT_EQ(ld.unet()->named_parameters()["input_blocks.0.0.weight"].numel(), 0);  // packed
+      EXPECT_GT(ld_dense.unet()->named_parameters()["input_blocks.0.0.weight"].numel(), 0);
+    }
+    for (int n : {1, 2}) {
+      const auto xn = x.narrow(0, 0, n), tn = t.narrow(0, 0, n), cn = ctx.narrow(0, 0, n);
+      EXPECT_LT((ld.apply_model(xn, tn, cn) - ld_dense.apply_model(xn, tn, cn)).abs().max().item<double>(), 1e-5);
+    }
     EXPECT_TRUE(torch::allclose(ld.apply_model(x, t, ctx), ema->forward(x, t, ctx), 1e-5, 1e-6));
     EXPECT_EQ(ld.unet()->named_parameters().size(), ema->named_parameters().size());
     const auto z = torch::randn({1, 4, 4, 4});
@@ -234,4 +247,38 @@ TEST(UnetModel, LatentDiffusionLoadsEmaAndDropsEncoder) {
     spec.strict_schedule = true;
     EXPECT_THROW(ldm::LatentDiffusion::from_state_dict(std::move(bad), cfg, spec, "sched.ckpt"), rdm::Error);
   }
+}
+
+// Convolution weights packed once for oneDNN (rdm/ldm/conv.hpp) give the results of the dense
+// weights: bit for bit where LibTorch's dense path also runs oneDNN (batch 2 here), within float
+// rounding where it takes its own kernel (small batch-1 inputs); unpacking restores the weight.
+TEST(UnetModel, PackedConvolutionWeightsGiveTheDenseResults) {
+  if (!at::hasMKLDNN()) GTEST_SKIP() << "this LibTorch has no oneDNN";
+  torch::NoGradGuard ng;
+  torch::manual_seed(11);
+  struct Case { int64_t cin, cout, k, stride, pad; bool bias; };
+  for (const Case c : {Case{16, 32, 3, 1, 1, true}, Case{32, 32, 3, 2, 0, true}, Case{32, 16, 1, 1, 0, false}}) {
+    ldm::Conv2d conv(torch::nn::Conv2dOptions(c.cin, c.cout, c.k).stride(c.stride).padding(c.pad).bias(c.bias));
+    const auto w = conv->weight.clone();
+    const auto x2 = torch::randn({2, c.cin, 24, 24}), x1 = torch::randn({1, c.cin, 6, 6});
+    const auto y2 = conv(x2), y1 = conv(x1);
+    ASSERT_TRUE(conv->pack_for_inference());
+    EXPECT_TRUE(conv->packed());
+    EXPECT_EQ(conv->weight.numel(), 0);  // the dense copy is released
+    EXPECT_TRUE(torch::equal(conv(x2), y2)) << c.cin << "->" << c.cout << " k" << c.k;
+    EXPECT_LT((conv(x1) - y1).abs().max().item<double>(), 1e-5);
+    conv->unpack();
+    EXPECT_FALSE(conv->packed());
+    EXPECT_TRUE(torch::equal(conv->weight, w));
+    EXPECT_TRUE(torch::equal(conv(x2), y2));
+  }
+  // A whole UNet: packed, then unpacked, then packed again.
+  ldm::UNetModel unet(small_config());
+  const auto x = torch::randn({2, 4, 8, 8}), ctx = torch::randn({2, 3, 16});
+  const auto t = torch::tensor({5, 500});
+  const auto ref = unet->forward(x, t, ctx);
+  EXPECT_GT(ldm::pack_convolutions_for_inference(*unet), 4);
+  EXPECT_LT((unet->forward(x, t, ctx) - ref).abs().max().item<double>(), 1e-5);
+  ldm::unpack_convolutions(*unet);
+  EXPECT_TRUE(torch::equal(unet->forward(x, t, ctx), ref));
 }

@@ -54,6 +54,8 @@ struct PipelineOptions {
   // soon as the query is embedded and the neighbours retrieved, the UNet as soon as the last
   // batch is sampled, so that the decode does not hold the UNet's weights. The images are the
   // same bytes. A second sample() call, or query_encoder() after the first, is an rdm::Error.
+  // The RDM itself is loaded only in sample(), once CLIP is gone, so that the two are never
+  // resident together (a bad checkpoint is then reported by sample()).
   bool one_shot = false;
 };
 
@@ -107,6 +109,7 @@ class Pipeline {
   std::string device() const;     // "cpu", "cuda:0"
   std::string precision() const;  // "fp32", ...
   nlohmann::json describe() const;  // model, clip, vocab paths, hashes, identities (ImageRecord::model_json)
+  std::string clip_identity() const;  // the CLIP's identity (also after a one-shot release)
   // The CLIP (with its tokenizer) the pipeline embeds queries with (`rdm eval` embeds its
   // images and prompts with it too).
   const clip::QueryEncoder& query_encoder() const;

@@ -19,6 +19,8 @@
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/modules/normalization.h>
 
+#include "rdm/ldm/conv.hpp"
+
 namespace rdm::ldm {
 
 // Optional capture of intermediate outputs, keyed by the module path of the reference module
@@ -100,9 +102,9 @@ struct SpatialTransformerImpl : torch::nn::Module {
                          int64_t context_dim, std::string path = "");
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& context, Capture* capture = nullptr);
   torch::nn::GroupNorm norm{nullptr};
-  torch::nn::Conv2d proj_in{nullptr};
+  Conv2d proj_in{nullptr};
   torch::nn::ModuleList transformer_blocks{nullptr};
-  torch::nn::Conv2d proj_out{nullptr};
+  Conv2d proj_out{nullptr};
 
  private:
   std::string path_;

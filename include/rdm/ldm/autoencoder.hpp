@@ -19,6 +19,8 @@
 #include <torch/nn/modules/normalization.h>
 #include <torch/types.h>
 
+#include "rdm/ldm/conv.hpp"
+
 namespace rdm::ldm {
 
 // ---------------------------------------------------------------------------------------------
@@ -90,10 +92,10 @@ struct ResnetBlockImpl : torch::nn::Module {
 
   int64_t in_channels, out_channels;
   torch::nn::GroupNorm norm1{nullptr};
-  torch::nn::Conv2d conv1{nullptr};
+  Conv2d conv1{nullptr};
   torch::nn::GroupNorm norm2{nullptr};
-  torch::nn::Conv2d conv2{nullptr};
-  torch::nn::Conv2d nin_shortcut{nullptr};  // only when in_channels != out_channels
+  Conv2d conv2{nullptr};
+  Conv2d nin_shortcut{nullptr};  // only when in_channels != out_channels
 };
 TORCH_MODULE(ResnetBlock);
 
@@ -104,7 +106,7 @@ struct AttnBlockImpl : torch::nn::Module {
 
   int64_t in_channels;
   torch::nn::GroupNorm norm{nullptr};
-  torch::nn::Conv2d q{nullptr}, k{nullptr}, v{nullptr}, proj_out{nullptr};
+  Conv2d q{nullptr}, k{nullptr}, v{nullptr}, proj_out{nullptr};
 };
 TORCH_MODULE(AttnBlock);
 
@@ -112,7 +114,7 @@ TORCH_MODULE(AttnBlock);
 struct UpsampleImpl : torch::nn::Module {
   UpsampleImpl(int64_t in_channels, bool with_conv);
   torch::Tensor forward(const torch::Tensor& x);
-  torch::nn::Conv2d conv{nullptr};
+  Conv2d conv{nullptr};
 };
 TORCH_MODULE(Upsample);
 
@@ -120,7 +122,7 @@ TORCH_MODULE(Upsample);
 struct DownsampleImpl : torch::nn::Module {
   DownsampleImpl(int64_t in_channels, bool with_conv);
   torch::Tensor forward(const torch::Tensor& x);
-  torch::nn::Conv2d conv{nullptr};
+  Conv2d conv{nullptr};
 };
 TORCH_MODULE(Downsample);
 
@@ -149,12 +151,12 @@ struct EncoderImpl : torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& x);
 
   DDConfig cfg;
-  torch::nn::Conv2d conv_in{nullptr};
+  Conv2d conv_in{nullptr};
   torch::nn::ModuleList down;
   std::vector<AeLevel> levels;
   AeMid mid{nullptr};
   torch::nn::GroupNorm norm_out{nullptr};
-  torch::nn::Conv2d conv_out{nullptr};
+  Conv2d conv_out{nullptr};
 };
 TORCH_MODULE(Encoder);
 
@@ -163,12 +165,12 @@ struct DecoderImpl : torch::nn::Module {
   torch::Tensor forward(const torch::Tensor& z);
 
   DDConfig cfg;
-  torch::nn::Conv2d conv_in{nullptr};
+  Conv2d conv_in{nullptr};
   AeMid mid{nullptr};
   torch::nn::ModuleList up;     // up[i] belongs to level i (executed from the last to 0)
   std::vector<AeLevel> levels;  // typed view, index = level
   torch::nn::GroupNorm norm_out{nullptr};
-  torch::nn::Conv2d conv_out{nullptr};
+  Conv2d conv_out{nullptr};
 };
 TORCH_MODULE(Decoder);
 
@@ -219,8 +221,8 @@ struct AutoencoderKLImpl : torch::nn::Module {
   AutoencoderConfig cfg;
   Encoder encoder{nullptr};  // null when built without encoder (decode-only)
   Decoder decoder{nullptr};
-  torch::nn::Conv2d quant_conv{nullptr};  // null without encoder
-  torch::nn::Conv2d post_quant_conv{nullptr};
+  Conv2d quant_conv{nullptr};  // null without encoder
+  Conv2d post_quant_conv{nullptr};
 };
 TORCH_MODULE(AutoencoderKL);
 
@@ -238,8 +240,8 @@ struct VQModelInterfaceImpl : torch::nn::Module {
   Encoder encoder{nullptr};
   Decoder decoder{nullptr};
   VectorQuantizer2 quantize{nullptr};
-  torch::nn::Conv2d quant_conv{nullptr};
-  torch::nn::Conv2d post_quant_conv{nullptr};
+  Conv2d quant_conv{nullptr};
+  Conv2d post_quant_conv{nullptr};
 };
 TORCH_MODULE(VQModelInterface);
 

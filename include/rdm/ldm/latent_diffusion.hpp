@@ -27,6 +27,9 @@ struct LoadSpec {
   // What to do when the schedule buffers stored in the checkpoint differ from the recomputed
   // ones (relative 1e-6): warn (default) or throw.
   bool strict_schedule = false;
+  // CPU inference: convolution weights reordered once into oneDNN's layout (rdm/ldm/conv.hpp;
+  // bit-identical results, the dense `weight` parameters then empty). false keeps them dense.
+  bool pack_convolutions = true;
 };
 
 class LatentDiffusion {

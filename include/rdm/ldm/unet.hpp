@@ -85,7 +85,7 @@ torch::Tensor group_norm32(const torch::Tensor& x, const torch::nn::GroupNorm& n
 struct UpsampleImpl : torch::nn::Module {
   UpsampleImpl(int64_t channels, bool use_conv, int64_t out_channels = -1);
   torch::Tensor forward(const torch::Tensor& x);
-  torch::nn::Conv2d conv{nullptr};  // registered only when use_conv
+  Conv2d conv{nullptr};  // registered only when use_conv
 
  private:
   int64_t channels_;
@@ -95,7 +95,7 @@ TORCH_MODULE(Upsample);
 struct DownsampleImpl : torch::nn::Module {
   DownsampleImpl(int64_t channels, bool use_conv, int64_t out_channels = -1);
   torch::Tensor forward(const torch::Tensor& x);
-  torch::nn::Conv2d op{nullptr};  // conv when use_conv, else avg-pool (no parameters)
+  Conv2d op{nullptr};  // conv when use_conv, else avg-pool (no parameters)
 
  private:
   int64_t channels_;
@@ -110,13 +110,13 @@ struct ResBlockImpl : torch::nn::Module {
   torch::nn::Sequential in_layers{nullptr};   // [GroupNorm32, SiLU, Conv3x3]
   torch::nn::Sequential emb_layers{nullptr};  // [SiLU, Linear]
   torch::nn::Sequential out_layers{nullptr};  // [GroupNorm32, SiLU, Dropout, Conv3x3]
-  torch::nn::Conv2d skip_connection{nullptr}; // registered only when the channel count changes
+  Conv2d skip_connection{nullptr}; // registered only when the channel count changes
 
  private:
   std::string path_;
   bool use_scale_shift_norm_, up_, down_;
   torch::nn::GroupNorm in_norm_{nullptr}, out_norm_{nullptr};
-  torch::nn::Conv2d in_conv_{nullptr}, out_conv_{nullptr};
+  Conv2d in_conv_{nullptr}, out_conv_{nullptr};
   torch::nn::Linear emb_linear_{nullptr};
 };
 TORCH_MODULE(ResBlock);
@@ -174,7 +174,7 @@ struct UNetModelImpl : torch::nn::Module {
   std::vector<unet::TimestepEmbedSequential> inputs_, outputs_;
   torch::nn::Linear te0_{nullptr}, te2_{nullptr};
   torch::nn::GroupNorm out_norm_{nullptr};
-  torch::nn::Conv2d out_conv_{nullptr};
+  Conv2d out_conv_{nullptr};
 };
 TORCH_MODULE(UNetModel);
 
