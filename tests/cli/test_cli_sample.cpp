@@ -135,15 +135,17 @@ TEST(CliSample, BatchSizeDoesNotChangeImages) {
   EXPECT_EQ(rdm::image::read_png(pngs(c)[0]).image.pixels, rdm::image::read_png(fa[2]).image.pixels);
 }
 
-// One prompt runs one-shot (CLIP released before sampling, the UNet before the last decode):
-// the same pixels as a run of two prompts that keeps every model.
+// One prompt runs one-shot (CLIP released before the RDM is loaded, the UNet before the last
+// decode): the same pixels as a run of two prompts that keeps every model.
 TEST(CliSample, OneShotReleasesModelsAndKeepsTheImages) {
   auto demo = demo_dir();
   auto one = scratch("oneshot1"), two = scratch("oneshot2");
   const std::string tail = model_args(demo) + " --database " + db(demo, "dots") + kFast + "-n 3 --batch-size 2 ";
   auto r = run_rdm("-v sample 'red flowers' " + tail + "--out " + quote(one.string()));
   ASSERT_EQ(r.code, 0) << r.err;
-  EXPECT_NE(r.err.find("one-shot: CLIP released before sampling"), std::string::npos) << r.err;
+  const size_t released = r.err.find("one-shot: CLIP released before the RDM is loaded");
+  EXPECT_NE(released, std::string::npos) << r.err;
+  EXPECT_GT(r.err.find("loaded latent diffusion model"), released) << r.err;  // never both resident
   EXPECT_NE(r.err.find("one-shot: UNet released before the decode"), std::string::npos) << r.err;
   r = run_rdm("-v sample 'red flowers' 'an old castle' " + tail + "--out " + quote(two.string()));
   ASSERT_EQ(r.code, 0) << r.err;

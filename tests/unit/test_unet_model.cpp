@@ -250,8 +250,8 @@ TEST(UnetModel, LatentDiffusionLoadsEmaAndDropsEncoder) {
 }
 
 // Convolution weights packed once for oneDNN (rdm/ldm/conv.hpp) give the results of the dense
-// weights: bit for bit where LibTorch's dense path also runs oneDNN (batch 2 here), within float
-// rounding where it takes its own kernel (small batch-1 inputs); unpacking restores the weight.
+// weights to float rounding (oneDNN may pick another kernel for the packed layout, and LibTorch's
+// dense path takes its own kernel for small batch-1 inputs); unpacking restores the weight.
 TEST(UnetModel, PackedConvolutionWeightsGiveTheDenseResults) {
   if (!at::hasMKLDNN()) GTEST_SKIP() << "this LibTorch has no oneDNN";
   torch::NoGradGuard ng;
@@ -265,8 +265,9 @@ TEST(UnetModel, PackedConvolutionWeightsGiveTheDenseResults) {
     ASSERT_TRUE(conv->pack_for_inference());
     EXPECT_TRUE(conv->packed());
     EXPECT_EQ(conv->weight.numel(), 0);  // the dense copy is released
-    EXPECT_TRUE(torch::equal(conv(x2), y2)) << c.cin << "->" << c.cout << " k" << c.k;
+    EXPECT_LT((conv(x2) - y2).abs().max().item<double>(), 1e-5) << c.cin << "->" << c.cout << " k" << c.k;
     EXPECT_LT((conv(x1) - y1).abs().max().item<double>(), 1e-5);
+    EXPECT_TRUE(torch::equal(conv(x2.narrow(0, 1, 1)), conv(x2).narrow(0, 1, 1)));  // no batch dependence
     conv->unpack();
     EXPECT_FALSE(conv->packed());
     EXPECT_TRUE(torch::equal(conv->weight, w));

@@ -28,7 +28,8 @@ struct LoadSpec {
   // ones (relative 1e-6): warn (default) or throw.
   bool strict_schedule = false;
   // CPU inference: convolution weights reordered once into oneDNN's layout (rdm/ldm/conv.hpp;
-  // bit-identical results, the dense `weight` parameters then empty). false keeps them dense.
+  // the same results to float rounding, the dense `weight` parameters then empty). false keeps
+  // them dense.
   bool pack_convolutions = true;
 };
 
