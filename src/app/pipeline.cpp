@@ -68,7 +68,6 @@ struct Pipeline::Impl {
   bool one_shot = false;
   mutable std::atomic<bool> used{false};
   std::string model_hash;
-  ldm::LoadSpec spec;  // how `ldm` is (or, one-shot, will be) loaded
   mutable double load_seconds = 0;
   // Databases stay open across requests (a sweep opens each once).
   mutable std::mutex db_mutex;
@@ -91,6 +90,10 @@ struct Pipeline::Impl {
   const ldm::LatentDiffusion& model() const {
     if (!ldm) {
       const auto t0 = Clock::now();
+      ldm::LoadSpec spec;
+      spec.use_ema = config.use_ema;
+      spec.device = device;
+      spec.dtype = dtype;
       ldm = ldm::LatentDiffusion::load(paths.model, config, spec);
       load_seconds += since(t0);
     }
@@ -127,11 +130,8 @@ Pipeline Pipeline::load(const PipelinePaths& paths, const PipelineOptions& optio
     fail("vocabulary '{}' has {} tokens but CLIP '{}' expects {}: pass the matching --vocab", paths.vocab.string(),
          impl->encoder->tokenizer().vocab_size(), paths.clip.string(), cc.vocab_size);
 
-  impl->spec.use_ema = impl->config.use_ema;
-  impl->spec.device = impl->device;
-  impl->spec.dtype = impl->dtype;
   impl->one_shot = options.one_shot;
-  if (!impl->one_shot) impl->ldm = ldm::LatentDiffusion::load(paths.model, impl->config, impl->spec);
+  if (!impl->one_shot) impl->model();
   impl->model_hash = file_fingerprint(paths.model);
   impl->clip_identity = impl->encoder->model().identity();
   impl->clip_dim = impl->encoder->config().embed_dim;
@@ -175,7 +175,8 @@ const clip::QueryEncoder& Pipeline::query_encoder() const {
 namespace {
 // Step 0: the request against the model (the CLI checks the same rules before loading).
 void validate_in_pipeline(const SampleRequest& req, int64_t width, int64_t height, int64_t mult,
-                          const ldm::LdmConfig& config, int64_t downsamples, int64_t max_steps) {
+                          const ldm::LdmConfig& config) {
+  const int64_t downsamples = config.unet.num_downsamples(), max_steps = config.schedule.timesteps - 1;
   if (width % mult != 0 || height % mult != 0 || width <= 0 || height <= 0)
     fail("size {}x{} is not allowed: width and height must be positive multiples of {} for this model "
          "(first-stage factor {} x {} UNet downsamplings), e.g. {}x{}",
@@ -261,8 +262,7 @@ SampleResult Pipeline::sample(const SampleRequest& req, const SampleCallbacks& c
   //    postfix style).
   const int64_t width = req.width > 0 ? req.width : native_width();
   const int64_t height = req.height > 0 ? req.height : native_height();
-  validate_in_pipeline(req, width, height, size_multiple(), m.config, m.config.unet.num_downsamples(),
-                       m.config.schedule.timesteps - 1);
+  validate_in_pipeline(req, width, height, size_multiple(), m.config);
   const bool retrieve = !req.no_retrieval && !req.databases.empty() && req.k > 0;
   stage::DbList dbs;
   std::vector<std::string> names;
