@@ -164,6 +164,23 @@ void BM_DecodeKL768(benchmark::State& state) {
   state.counters["peak_rss_mb"] = peak_rss_mb();
 }
 
+// The fp32 GEMM rate of LibTorch's BLAS on this machine (RDM_BENCH_THREADS threads): square, and
+// the UNet's largest Linear shapes at 768 (tokens x in x out). The UNet step's FLOPs (counted by
+// scripts/bench_reference_ldm.py --flops) divided by the best rate is the step's fp32 compute bound.
+void BM_GemmRate(benchmark::State& state) {
+  at::set_num_threads(bench_threads());
+  const int64_t m = state.range(0), k = state.range(1), n = state.range(2);
+  torch::manual_seed(2);
+  const torch::Tensor a = torch::randn({m, k}), b = torch::randn({k, n});
+  torch::Tensor c = torch::mm(a, b);
+  for (auto _ : state) {
+    at::mm_out(c, a, b);
+    benchmark::DoNotOptimize(c.data_ptr());
+  }
+  state.counters["gflops"] = benchmark::Counter(2.0 * m * k * n * state.iterations() / 1e9, benchmark::Counter::kIsRate);
+  state.counters["threads"] = bench_threads();
+}
+
 // RDM_BENCH_PROFILE=trace.json: instead of benchmarking, profile one UNet step (chrome trace).
 void profile_unet_step(const std::string& path) {
   at::set_num_threads(bench_threads());
@@ -179,6 +196,7 @@ void profile_unet_step(const std::string& path) {
 // {convolution weights: 0 dense (reordered by oneDNN at every call), 1 packed once (what rdm
 // samples with)}. The first fp32 run at RDM_BENCH_THREADS is the reference of the error counters.
 BENCHMARK(BM_UNetStep)->Args({1, 0, 0})->Args({1, 0, 1})->Args({0, 0, 1})->Args({1, 1, 1})->Iterations(2)->Unit(benchmark::kSecond)->UseRealTime();
+BENCHMARK(BM_GemmRate)->Args({2048, 2048, 2048})->Args({4608, 448, 3584})->Args({4608, 1792, 448})->Args({1152, 896, 7168})->MinTime(1.0)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_DecodeKL768)->Args({1, 0, 0})->Args({1, 0, 1})->Args({0, 0, 1})->Args({1, 1, 1})->Iterations(2)->Unit(benchmark::kSecond)->UseRealTime();
 }  // namespace
 

@@ -121,6 +121,9 @@ def main():
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--context", type=int, default=20, help="context tokens (1 text + k neighbours)")
     ap.add_argument("--size", type=int, default=768, help="image side in pixels")
+    ap.add_argument("--flops", action="store_true",
+                    help="also count the call's floating-point operations (PyTorch profiler, with_flops) "
+                         "and time fp32 GEMMs of the call's largest shapes: the compute bound of the call")
     args = ap.parse_args()
 
     src = os.environ.get("LDM_SRC")
@@ -167,9 +170,36 @@ def main():
             if i >= args.warmup:
                 times.append(dt)
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    print(json.dumps({"what": args.what, "impl": "python-reference", "torch": torch.__version__,
-                      "threads": torch.get_num_threads(), "input": shape, "output": list(out.shape),
-                      "seconds": times, "mean_s": sum(times) / len(times), "peak_rss_mb": round(rss_mb, 1)}))
+    record = {"what": args.what, "impl": "python-reference", "torch": torch.__version__,
+              "threads": torch.get_num_threads(), "input": shape, "output": list(out.shape),
+              "seconds": times, "mean_s": sum(times) / len(times), "peak_rss_mb": round(rss_mb, 1)}
+    if args.flops:
+        record.update(compute_bound(torch, call))
+    print(json.dumps(record))
+
+
+def compute_bound(torch, call):
+    """FLOPs of one call by op (the profiler's formulas: 2 x multiply-adds of conv2d, mm, addmm,
+    bmm) and the fp32 GEMM rate of this process's BLAS on square and on the UNet's Linear shapes;
+    gflop / best rate is the time the call needs at the machine's fp32 GEMM peak."""
+    with torch.no_grad(), torch.autograd.profiler.profile(with_flops=True, record_shapes=True) as prof:
+        call()
+    gflop = {}
+    for e in prof.key_averages():
+        if e.flops:
+            gflop[e.key.replace("aten::", "")] = round(e.flops / 1e9, 2)
+    total = sum(v for k, v in gflop.items() if k in ("conv2d", "mm", "addmm", "bmm", "baddbmm"))
+    rates = {}
+    for m, k, n in ((2048, 2048, 2048), (4608, 448, 3584), (4608, 1792, 448), (1152, 896, 7168)):
+        a, b = torch.randn(m, k), torch.randn(k, n)
+        torch.mm(a, b)
+        t0, reps = time.perf_counter(), 5
+        for _ in range(reps):
+            torch.mm(a, b)
+        rates[f"{m}x{k}x{n}"] = round(2.0 * m * k * n / ((time.perf_counter() - t0) / reps) / 1e9, 1)
+    peak = max(rates.values())
+    return {"gflop": gflop, "gflop_matmul_conv": round(total, 1), "gemm_gflops": rates,
+            "seconds_at_gemm_peak": round(total / peak, 2)}
 
 
 if __name__ == "__main__":
