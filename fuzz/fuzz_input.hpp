@@ -1,18 +1,31 @@
-// Shared by the fuzz targets: the readers take paths, so each input goes to a temp file.
+// Shared by the fuzz targets: the readers take paths, so each input goes to a temp file
+// ($TMPDIR or /tmp), removed when the process exits normally.
 #pragma once
 #include <unistd.h>
 
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
 namespace rdm_fuzz {
+struct InputFile {
+  std::string path;
+  InputFile() {
+    const char* tmp = std::getenv("TMPDIR");
+    path = std::string(tmp && *tmp ? tmp : "/tmp") + "/rdm_fuzz_input_" + std::to_string(::getpid()) + ".bin";
+  }
+  ~InputFile() { std::remove(path.c_str()); }
+  InputFile(const InputFile&) = delete;
+  InputFile& operator=(const InputFile&) = delete;
+};
+
 inline std::string input_file(const std::uint8_t* data, std::size_t size) {
-  static const std::string path = "/tmp/rdm_fuzz_input_" + std::to_string(::getpid()) + ".bin";
-  FILE* f = std::fopen(path.c_str(), "wb");
+  static const InputFile file;
+  FILE* f = std::fopen(file.path.c_str(), "wb");
   if (!f) std::abort();
   if (size) std::fwrite(data, 1, size, f);
   std::fclose(f);
-  return path;
+  return file.path;
 }
 }  // namespace rdm_fuzz

@@ -33,12 +33,19 @@ inline RunResult run_rdm(const std::string& args) {
   return run_rdm_in(fs::temp_directory_path() / ("rdm_cli_sample_" + std::to_string(::getpid())), args + " </dev/null");
 }
 
+// The temp folder shared by all test processes (each process's own TMPDIR is removed when it
+// ends: tests/support/scratch_env.cpp).
+inline fs::path shared_tmp() {
+  const std::string shared = env("RDM_TEST_SHARED_TMP");
+  return shared.empty() ? fs::temp_directory_path() : fs::path(shared);
+}
+
 // The demo models and databases for this rdm binary (made once: `rdm demo --no-sample`).
 inline fs::path demo_dir(uint64_t seed = 42) {
   const std::string bin = env("RDM_BIN");
   struct stat st {};
   ::stat(bin.c_str(), &st);
-  fs::path dir = fs::temp_directory_path() /
+  fs::path dir = shared_tmp() /
                  ("rdm_cli_demo_" + std::to_string(static_cast<long long>(st.st_mtime)) + "_" + std::to_string(seed));
   fs::path lock = dir.string() + ".lock";
   int fd = ::open(lock.c_str(), O_CREAT | O_RDWR, 0644);
