@@ -1,20 +1,21 @@
-// Shared by the fuzz targets: the readers take paths, so each input goes to a temp file
-// ($TMPDIR or /tmp), removed when the process exits normally.
+// Shared by the fuzz targets: the readers take paths, so each input goes to a temp file (in
+// std::filesystem::temp_directory_path(), i.e. $TMPDIR or /tmp), removed when the process exits
+// normally.
 #pragma once
 #include <unistd.h>
 
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <string>
 
 namespace rdm_fuzz {
 struct InputFile {
   std::string path;
-  InputFile() {
-    const char* tmp = std::getenv("TMPDIR");
-    path = std::string(tmp && *tmp ? tmp : "/tmp") + "/rdm_fuzz_input_" + std::to_string(::getpid()) + ".bin";
-  }
+  InputFile()
+      : path((std::filesystem::temp_directory_path() / ("rdm_fuzz_input_" + std::to_string(::getpid()) + ".bin"))
+                 .string()) {}
   ~InputFile() { std::remove(path.c_str()); }
   InputFile(const InputFile&) = delete;
   InputFile& operator=(const InputFile&) = delete;
