@@ -210,6 +210,10 @@ void add_rdm(CLI::App* train) {
       ->capture_default_str()->check(CLI::Range(0.0, 1.0));
   c->add_option("--ema-decay", o->model.ema_decay, "EMA decay of the UNet weights")->capture_default_str()
       ->check(CLI::Range(0.0, 1.0));
+  c->add_option("--context-init-gain", o->model.context_init_gain,
+                "Initial scale of the cross-attention keys/values over the default init (the context is "
+                "L2-normalised: sqrt(3 x embed_dim) starts them at unit scale)")
+      ->capture_default_str()->check(CLI::PositiveNumber);
   c->add_option("--style-prob", o->model.world.style_prob,
                 "Probability that a caption (the text query) names its style")
       ->capture_default_str()->check(CLI::Range(0.0, 1.0));

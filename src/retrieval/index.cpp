@@ -16,7 +16,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include <dlfcn.h>
 #include <malloc.h>
 
 #include <algorithm>
@@ -57,21 +56,6 @@ std::string faiss_message(const faiss::FaissException& e) {
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-// OpenBLAS (pthreads) runs its own thread pool next to FAISS's OpenMP one; FAISS calls BLAS
-// from inside OpenMP regions (IVF search: the coarse quantizer per thread slice), where both
-// pools together over-subscribe the cores. While FAISS works, BLAS runs single-threaded and
-// OpenMP is the one pool.
-using blas_threads_fn = void (*)(int);
-using blas_get_fn = int (*)();
-struct BlasThreads {
-  blas_threads_fn set = reinterpret_cast<blas_threads_fn>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
-  blas_get_fn get = reinterpret_cast<blas_get_fn>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
-};
-const BlasThreads& blas() {
-  static BlasThreads b;
-  return b;
 }
 
 std::vector<int64_t> sample_rows(int64_t n, int64_t m, uint64_t seed) {
@@ -144,17 +128,6 @@ void add_rows(faiss::Index* index, const RowSource& rows) {
   }
 }
 }  // namespace
-
-FaissThreads::FaissThreads() {
-  if (blas().set && blas().get) {
-    saved_ = blas().get();
-    if (saved_ != 1) blas().set(1);
-  }
-}
-
-FaissThreads::~FaissThreads() {
-  if (saved_ > 1 && blas().set) blas().set(saved_);
-}
 
 FaissIndex::FaissIndex(std::unique_ptr<faiss::Index> index) : index_(std::move(index)) {}
 FaissIndex::FaissIndex(FaissIndex&&) noexcept = default;

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "rdm/runtime/runtime.hpp"
+
 namespace faiss {
 struct Index;
 }
@@ -15,18 +17,9 @@ namespace rdm::retrieval {
 
 class RowSource;
 
-// While alive: OpenBLAS single-threaded, so FAISS's OpenMP threads are the one thread pool
-// (no over-subscription of BLAS threads inside OpenMP regions). Nestable.
-class FaissThreads {
- public:
-  FaissThreads();
-  ~FaissThreads();
-  FaissThreads(const FaissThreads&) = delete;
-  FaissThreads& operator=(const FaissThreads&) = delete;
-
- private:
-  int saved_ = 0;
-};
+// While alive: OpenBLAS single-threaded, so FAISS's OpenMP threads are the one thread pool (FAISS
+// calls BLAS inside OpenMP regions: the IVF coarse quantizer per thread slice). Nestable.
+using FaissThreads = SingleThreadBlas;
 
 class FaissIndex {
  public:

@@ -8,6 +8,9 @@
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
+#if defined(__unix__)
+#include <dlfcn.h>
+#endif
 
 namespace rdm {
 
@@ -30,6 +33,38 @@ void release_free_memory() {
 #if defined(__GLIBC__)
   malloc_trim(0);
 #endif
+}
+
+namespace {
+// OpenBLAS's thread-count functions, looked up at run time (absent with another BLAS).
+struct BlasThreadFns {
+  using set_fn = void (*)(int);
+  using get_fn = int (*)();
+  set_fn set = nullptr;
+  get_fn get = nullptr;
+  BlasThreadFns() {
+#if defined(__unix__)
+    set = reinterpret_cast<set_fn>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+    get = reinterpret_cast<get_fn>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+#endif
+  }
+};
+const BlasThreadFns& blas_thread_fns() {
+  static const BlasThreadFns fns;
+  return fns;
+}
+}  // namespace
+
+SingleThreadBlas::SingleThreadBlas() {
+  const BlasThreadFns& b = blas_thread_fns();
+  if (b.set && b.get) {
+    saved_ = b.get();
+    if (saved_ != 1) b.set(1);
+  }
+}
+
+SingleThreadBlas::~SingleThreadBlas() {
+  if (saved_ > 1) blas_thread_fns().set(saved_);
 }
 
 namespace {

@@ -17,6 +17,7 @@
 #include "rdm/image/plot.hpp"
 #include "rdm/io/atomic_file.hpp"
 #include "rdm/runtime/error.hpp"
+#include "rdm/runtime/runtime.hpp"
 #include "rdm/train/optim.hpp"
 
 namespace rdm::train {
@@ -186,6 +187,7 @@ fs::path loss_plot_path(const fs::path& out) { return out / "loss.png"; }
 TrainReport run(Task& task, const TrainOptions& o, const TrainProgressFn& progress) {
   using Clock = std::chrono::steady_clock;
   check_options(o);
+  const SingleThreadBlas one_pool;  // ATen's OpenMP threads only: 2.2x faster steps (runtime.hpp)
   fs::create_directories(o.out);
   const fs::path ckpt = checkpoint_path(o.out), log_path = loss_log_path(o.out), plot_path = loss_plot_path(o.out);
   task.model().to(o.device);

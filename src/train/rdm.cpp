@@ -19,6 +19,7 @@
 #include "rdm/ldm/config_document.hpp"
 #include "rdm/ldm/unet.hpp"
 #include "rdm/runtime/error.hpp"
+#include "rdm/runtime/runtime.hpp"
 #include "rdm/sampler/schedule.hpp"
 #include "rdm/train/autoencoder.hpp"
 #include "rdm/train/clip.hpp"
@@ -89,6 +90,16 @@ void zero_output_layers(torch::nn::Module& unet) {
       p.value().zero_();
 }
 
+// Multiplies the initial cross-attention key and value projections (attn2.to_k, attn2.to_v) by
+// `gain` (RdmTrainConfig::context_init_gain).
+void scale_context_projections(torch::nn::Module& unet, double gain) {
+  if (gain == 1.0) return;
+  torch::NoGradGuard ng;
+  for (auto& p : unet.named_parameters())
+    if (p.key().find(".attn2.to_k.") != std::string::npos || p.key().find(".attn2.to_v.") != std::string::npos)
+      p.value().mul_(gain);
+}
+
 class RdmTask : public Task {
  public:
   RdmTask(const RdmTrainConfig& c, const fs::path& out, uint64_t init_seed, torch::Device device)
@@ -116,6 +127,7 @@ class RdmTask : public Task {
     unet_ = ldm::UNetModel(ldm_.unet);
     init_default(*unet_, init_seed);
     zero_output_layers(*unet_);
+    scale_context_projections(*unet_, c.context_init_gain);
     unet_->to(device);
     for (const auto& p : unet_->named_parameters()) ema_[p.key()] = p.value().detach().clone();
     schedule_ = sampler::Schedule::make(ldm_.schedule);
@@ -252,6 +264,7 @@ std::string RdmTrainConfig::to_json() const {
                     {"query_text_prob", query_text_prob},
                     {"context_dropout", context_dropout},
                     {"ema_decay", ema_decay},
+                    {"context_init_gain", context_init_gain},
                     {"world", world_spec_json(world)},
                     {"items", items},
                     {"batch", batch}};
@@ -261,11 +274,14 @@ std::string RdmTrainConfig::to_json() const {
 std::unique_ptr<Task> make_rdm_task(const RdmTrainConfig& config, const fs::path& out, uint64_t init_seed,
                                     torch::Device device) {
   if (config.batch <= 0) fail("rdm: batch must be positive, got {}", config.batch);
+  if (!(config.context_init_gain > 0) || !std::isfinite(config.context_init_gain))
+    fail("rdm: context init gain must be positive, got {}", config.context_init_gain);
   world::validate(config.world);
   return std::make_unique<RdmTask>(config, out, init_seed, device);
 }
 
 TrainReport train_rdm(const RdmTrainConfig& config, const TrainOptions& options, const TrainProgressFn& progress) {
+  const SingleThreadBlas one_pool;  // also while the training database is built (runtime.hpp)
   auto task = make_rdm_task(config, options.out, options.seed, options.device);
   return run(*task, options, progress);
 }

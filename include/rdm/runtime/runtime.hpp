@@ -25,6 +25,24 @@ std::string configure_cpu_allocator();
 // one phase does not stay resident beside the next one's. No-op elsewhere.
 void release_free_memory();
 
+// While alive: OpenBLAS (Debian's pthreads build) runs single-threaded, so that ATen's (or
+// FAISS's) OpenMP pool is the one thread pool. OpenBLAS keeps a pool of its own whose threads
+// spin after each GEMM and then compete for the same cores with the OpenMP threads of the next
+// element-wise op, or run inside OpenMP regions (FAISS). Measured on 2 cores (AMD EPYC): a step of
+// `rdm train rdm` (batch 32) 0.437 s -> 0.196 s; `rdm train autoencoder` and `rdm train clip`
+// side by side (one thread each) 0.750 / 0.576 -> 0.525 / 0.531 s per step; same numbers
+// (OpenBLAS splits a GEMM across threads, not its sums). Nestable; no-op without OpenBLAS.
+class SingleThreadBlas {
+ public:
+  SingleThreadBlas();
+  ~SingleThreadBlas();
+  SingleThreadBlas(const SingleThreadBlas&) = delete;
+  SingleThreadBlas& operator=(const SingleThreadBlas&) = delete;
+
+ private:
+  int saved_ = 0;
+};
+
 
 // Memory layout of the convolutional networks' activations (UNet, autoencoder): NCHW, the
 // reference's, by default. RDM_CHANNELS_LAST=1 (or set_channels_last(true)) converts inputs to

@@ -50,6 +50,12 @@ struct RdmTrainConfig {
   double query_text_prob = 0.5;
   double context_dropout = 0.1;
   double ema_decay = 0.999;
+  // Initial scale of the cross-attention keys and values (attn2.to_k, attn2.to_v) over the
+  // default U(-1/sqrt(fan_in), 1/sqrt(fan_in)). The context tokens are L2-normalised CLIP
+  // embeddings (norm 1, elements ~1/sqrt(D)), so the default gives keys and values ~sqrt(3 D)
+  // times smaller than the hidden states they are added to; a gain of sqrt(3 D) starts them at
+  // unit scale. Initialisation only: the architecture and the checkpoint layout are unchanged.
+  double context_init_gain = 1.0;
   // Data.
   world::WorldSpec world;
   int64_t items = 20000;
