@@ -7,8 +7,6 @@
 #include <string>
 #include <vector>
 
-#include "rdm/runtime/runtime.hpp"
-
 namespace faiss {
 struct Index;
 }
@@ -16,10 +14,6 @@ struct Index;
 namespace rdm::retrieval {
 
 class RowSource;
-
-// While alive: OpenBLAS single-threaded, so FAISS's OpenMP threads are the one thread pool (FAISS
-// calls BLAS inside OpenMP regions: the IVF coarse quantizer per thread slice). Nestable.
-using FaissThreads = SingleThreadBlas;
 
 class FaissIndex {
  public:
