@@ -4,6 +4,7 @@
 #include "rdm/train/rdm.hpp"
 
 #include <cmath>
+#include <initializer_list>
 
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
@@ -80,13 +81,18 @@ ordered_json config_doc(const RdmTrainConfig& c, const ldm::AutoencoderConfig& a
   return {{"model", {{"base_learning_rate", 1e-4}, {"target", "ldm.models.diffusion.ddpm.LatentDiffusion"}, {"params", params}}}};
 }
 
+bool key_contains_any(const std::string& key, std::initializer_list<const char*> parts) {
+  for (const char* part : parts)
+    if (key.find(part) != std::string::npos) return true;
+  return false;
+}
+
 // openaimodel.py wraps the last layer of each residual branch in zero_module(): ResBlock
 // out_layers[3], SpatialTransformer proj_out, AttentionBlock proj_out, and the UNet's out[2].
 void zero_output_layers(torch::nn::Module& unet) {
   torch::NoGradGuard ng;
-  auto has = [](const std::string& k, const std::string& part) { return k.find(part) != std::string::npos; };
   for (auto& p : unet.named_parameters())
-    if (has(p.key(), ".out_layers.3.") || has(p.key(), ".proj_out.") || p.key().rfind("out.2.", 0) == 0)
+    if (key_contains_any(p.key(), {".out_layers.3.", ".proj_out."}) || p.key().rfind("out.2.", 0) == 0)
       p.value().zero_();
 }
 
@@ -96,8 +102,7 @@ void scale_context_projections(torch::nn::Module& unet, double gain) {
   if (gain == 1.0) return;
   torch::NoGradGuard ng;
   for (auto& p : unet.named_parameters())
-    if (p.key().find(".attn2.to_k.") != std::string::npos || p.key().find(".attn2.to_v.") != std::string::npos)
-      p.value().mul_(gain);
+    if (key_contains_any(p.key(), {".attn2.to_k.", ".attn2.to_v."})) p.value().mul_(gain);
 }
 
 class RdmTask : public Task {
