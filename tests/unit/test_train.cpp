@@ -3,8 +3,10 @@
 // vocabulary and the plot renderer.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
@@ -318,6 +320,34 @@ TEST(TrainRdm, LossDecreasesOnAFixedBatch) {
   const double first = (l[0] + l[1] + l[2] + l[3]) / 4, last = (l[12] + l[13] + l[14] + l[15]) / 4;
   EXPECT_LT(last, 0.8 * first) << first << " -> " << last;
   fs::remove_all(out);
+}
+
+TEST(TrainRdm, ContextInitGainScalesOnlyCrossAttentionKeysAndValues) {
+  const fs::path a = fresh_dir("rdm_gain_a"), b = fresh_dir("rdm_gain_b");
+  auto cfg = tiny_rdm(4);
+  const auto plain = train::make_rdm_task(cfg, a, 7, torch::kCPU);
+  cfg.context_init_gain = 3.0;
+  const auto scaled = train::make_rdm_task(cfg, b, 7, torch::kCPU);
+  const auto pa = plain->model().named_parameters(), pb = scaled->model().named_parameters();
+  ASSERT_EQ(pa.size(), pb.size());
+  int scaled_count = 0;
+  for (const auto& p : pa) {
+    const std::string& k = p.key();
+    const bool context = k.find(".attn2.to_k.") != std::string::npos || k.find(".attn2.to_v.") != std::string::npos;
+    const auto expected = context ? p.value() * 3.0 : p.value();
+    EXPECT_TRUE(torch::allclose(pb[k], expected, 1e-6, 0)) << k;
+    if (context) {
+      ++scaled_count;
+      EXPECT_GT(p.value().abs().max().item<double>(), 0) << k;
+    }
+  }
+  EXPECT_GT(scaled_count, 0);
+  for (const double bad : {0.0, -1.0, std::nan(""), std::numeric_limits<double>::infinity()}) {
+    cfg.context_init_gain = bad;
+    EXPECT_THROW(train::make_rdm_task(cfg, b, 7, torch::kCPU), Error) << bad;
+  }
+  fs::remove_all(a);
+  fs::remove_all(b);
 }
 
 TEST(TrainRdm, ResumeEqualsUninterruptedAndFilesLoadAsACompVisCheckpoint) {
