@@ -62,7 +62,9 @@ void expect_error_naming(const std::filesystem::path& p, F&& f, const std::strin
   } catch (const rdm::Error& e) {
     const std::string m = e.what();
     EXPECT_NE(m.find(p.string()), std::string::npos) << m;
-    if (!also.empty()) EXPECT_NE(m.find(also), std::string::npos) << m;
+    if (!also.empty()) {
+      EXPECT_NE(m.find(also), std::string::npos) << m;
+    }
     EXPECT_EQ(m.find('\n'), std::string::npos) << m;
   }
 }
@@ -84,7 +86,9 @@ TEST(Zip, RoundTripStoredDeflatedZip64) {
         ASSERT_NE(e, nullptr) << name;
         EXPECT_EQ(z.read(*e), data);
         EXPECT_EQ(z.stored_data(*e) != nullptr, !deflate);
-        if (!deflate && !data.empty()) EXPECT_EQ(e->data_offset % 64, 0u) << "stored data aligned";
+        if (!deflate && !data.empty()) {
+          EXPECT_EQ(e->data_offset % 64, 0u) << "stored data aligned";
+        }
       }
     }
 }
