@@ -200,7 +200,12 @@ TEST(UnetModel, LatentDiffusionLoadsEmaAndDropsEncoder) {
       const auto xn = x.narrow(0, 0, n), tn = t.narrow(0, 0, n), cn = ctx.narrow(0, 0, n);
       EXPECT_LT((ld.apply_model(xn, tn, cn) - ld_dense.apply_model(xn, tn, cn)).abs().max().item<double>(), 1e-5);
     }
-    EXPECT_TRUE(torch::allclose(ld.apply_model(x, t, ctx), ema->forward(x, t, ctx), 1e-5, 1e-6));
+    // The EMA weights were loaded, not the raw ones: the dense model equals the EMA module; the
+    // packed one differs from it by oneDNN's summation order only (1.4e-6 measured on AVX-512).
+    const auto want = ema->forward(x, t, ctx);
+    EXPECT_TRUE(torch::allclose(ld_dense.apply_model(x, t, ctx), want, 1e-5, 1e-6));
+    EXPECT_LT((ld.apply_model(x, t, ctx) - want).abs().max().item<double>(), 1e-5);
+    EXPECT_GT((raw->forward(x, t, ctx) - want).abs().max().item<double>(), 1e-2);  // else this proves nothing
     EXPECT_EQ(ld.unet()->named_parameters().size(), ema->named_parameters().size());
     const auto z = torch::randn({1, 4, 4, 4});
     EXPECT_TRUE(torch::allclose(ld.decode_first_stage(z), fs.decode(z * (1.0 / 0.25)), 1e-5, 1e-6));
