@@ -12,9 +12,9 @@ set -euo pipefail
 RDM=${RDM:-build/rdm}
 WORK=${1:-tiny-train}
 DEST=${2:-models/tiny}
-AE_STEPS=${AE_STEPS:-1200}
-CLIP_STEPS=${CLIP_STEPS:-1600}
-RDM_STEPS=${RDM_STEPS:-5000}
+AE_STEPS=${AE_STEPS:-2400}
+CLIP_STEPS=${CLIP_STEPS:-2400}
+RDM_STEPS=${RDM_STEPS:-12000}
 mkdir -p "$WORK"
 start=$(date +%s)
 
@@ -29,7 +29,7 @@ wait "$clip" || { echo "train_tiny: clip failed, see $WORK/clip.log" >&2; status
 echo "train_tiny: autoencoder + clip done in $(( $(date +%s) - start )) s" >&2
 
 "$RDM" train rdm --out "$WORK/rdm" --autoencoder "$WORK/ae" --clip "$WORK/clip" \
-  --steps "$RDM_STEPS" --lr 4e-4 --items 30000 --style-prob 0.25 --threads 2 2>> "$WORK/rdm.log" \
+  --steps "$RDM_STEPS" --lr 4e-4 --items 50000 --style-prob 0.25 --context-init-gain 20 --threads 2 2>> "$WORK/rdm.log" \
   || { echo "train_tiny: rdm failed, see $WORK/rdm.log" >&2; exit 1; }
 echo "train_tiny: all stages done in $(( $(date +%s) - start )) s" >&2
 
