@@ -37,6 +37,9 @@ namespace rdm::retrieval {
 namespace fs = std::filesystem;
 using idx_t = faiss::Index::idx_t;
 
+// Every entry point that runs FAISS holds a SingleThreadBlas (runtime.hpp): FAISS calls BLAS inside
+// its OpenMP regions (the IVF coarse quantizer per thread slice), so OpenMP stays the one pool.
+
 namespace {
 std::string faiss_message(const faiss::FaissException& e) {
   // FAISS messages read "Error in <function> at <file>:<line>: <text>"; keep the text, on one line.
@@ -158,7 +161,7 @@ FaissIndex FaissIndex::build(const std::string& description, const RowSource& ro
     fail("unknown or invalid FAISS index description '{}' for dimension {}: {} (examples: Flat, "
          "IVF1024,Flat, IVF4096,PQ64, HNSW32)", description, dim, faiss_message(e));
   }
-  const SingleThreadBlas one_pool;  // FAISS calls BLAS inside its OpenMP regions (runtime.hpp)
+  const SingleThreadBlas one_pool;
   double train_s = 0, add_s = 0;
   try {
     auto* ivf = faiss::ivflib::try_extract_index_ivf(index.get());
@@ -234,7 +237,7 @@ FaissIndex FaissIndex::build_from_trained(const FaissIndex& trained, const RowSo
   if (rows.dim() != trained.dim())
     fail("{}: its index takes {}-dimensional vectors, these embeddings have {}", source, trained.dim(), rows.dim());
   if (!trained.index_->is_trained) fail("{}: its index is not trained", source);
-  const SingleThreadBlas one_pool;  // FAISS calls BLAS inside its OpenMP regions (runtime.hpp)
+  const SingleThreadBlas one_pool;
   std::unique_ptr<faiss::Index> index;
   double add_s = 0;
   try {
@@ -284,7 +287,7 @@ std::string FaissIndex::why_not_mergeable(const std::vector<const FaissIndex*>& 
 
 FaissIndex FaissIndex::merge_lists(std::vector<FaissIndex> shards, const std::vector<std::vector<int64_t>>& new_ids) {
   if (shards.empty() || shards.size() != new_ids.size()) fail("merge_lists: {} shards, {} id maps", shards.size(), new_ids.size());
-  const SingleThreadBlas one_pool;  // FAISS calls BLAS inside its OpenMP regions (runtime.hpp)
+  const SingleThreadBlas one_pool;
   try {
     std::unique_ptr<faiss::Index> merged = empty_clone(*shards[0].index_);
     auto* target = dynamic_cast<faiss::IndexIVF*>(merged.get());
@@ -349,7 +352,7 @@ void FaissIndex::search(const float* q, int64_t nq, int64_t k, float* scores,
                         int64_t* ids) const {
   static_assert(sizeof(idx_t) == sizeof(int64_t));
   if (ivf_fast_supported(*index_)) return ivf_search_fast(*index_, q, nq, k, scores, ids);
-  const SingleThreadBlas one_pool;  // FAISS calls BLAS inside its OpenMP regions (runtime.hpp)
+  const SingleThreadBlas one_pool;
   try {
     index_->search(nq, q, k, scores, reinterpret_cast<idx_t*>(ids));
   } catch (const faiss::FaissException& e) {
@@ -376,7 +379,7 @@ void validate_index_description(const std::string& description, int64_t dim) {
 
 void exact_search(const float* x, int64_t n, const float* q, int64_t nq, int64_t d, int64_t k,
                   float* scores, int64_t* ids) {
-  const SingleThreadBlas one_pool;  // FAISS calls BLAS inside its OpenMP regions (runtime.hpp)
+  const SingleThreadBlas one_pool;
   faiss::knn_inner_product(q, x, static_cast<size_t>(d), static_cast<size_t>(nq),
                            static_cast<size_t>(n), static_cast<size_t>(k), scores, ids);
 }
