@@ -203,6 +203,9 @@ void add_rdm(CLI::App* train) {
                 "Downsampling rates with a spatial transformer")->delimiter(',')->capture_default_str();
   c->add_option("--knn", o->model.knn, "Neighbours per picture in the context")->capture_default_str()
       ->check(CLI::PositiveNumber);
+  c->add_option("--knn-pool", o->model.knn_pool,
+                "Draw the neighbours each step from this many nearest (0 = always the --knn nearest)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
   c->add_option("--query-text-prob", o->model.query_text_prob,
                 "Probability that the query token is the caption's text embedding (else the image's)")
       ->capture_default_str()->check(CLI::Range(0.0, 1.0));

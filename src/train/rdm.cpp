@@ -36,7 +36,8 @@ using nlohmann::ordered_json;
 
 namespace {
 
-constexpr uint64_t kTimeSalt = 0x74696D65ull, kNoiseSalt = 0x6E6F697365ull, kCondSalt = 0x636F6E64ull;
+constexpr uint64_t kTimeSalt = 0x74696D65ull, kNoiseSalt = 0x6E6F697365ull, kCondSalt = 0x636F6E64ull,
+                   kPoolSalt = 0x706F6F6Cull;
 
 std::string file_hash(const fs::path& p) { return io::sha256_hex(io::read_file(p)); }
 
@@ -105,6 +106,9 @@ void scale_context_projections(torch::nn::Module& unet, double gain) {
     if (key_contains_any(p.key(), {".attn2.to_k.", ".attn2.to_v."})) p.value().mul_(gain);
 }
 
+// Neighbours stored per training picture: the pool, or the k nearest.
+int64_t pool_size(const RdmTrainConfig& c) { return c.knn_pool > 0 ? c.knn_pool : c.knn; }
+
 class RdmTask : public Task {
  public:
   RdmTask(const RdmTrainConfig& c, const fs::path& out, uint64_t init_seed, torch::Device device)
@@ -122,8 +126,8 @@ class RdmTask : public Task {
     inputs_key_ = file_hash(autoencoder_weights_path(c.autoencoder)) + ":" + file_hash(clip_weights_path(c.clip));
     // 2. The training database (cached).
     fs::create_directories(out);
-    detail::RdmDataSpec ds{c.world, c.items, c.knn, ""};
-    ds.key = json{{"inputs", inputs_key_}, {"world", world_spec_json(c.world)}, {"items", c.items}, {"knn", c.knn}}.dump();
+    detail::RdmDataSpec ds{c.world, c.items, pool_size(c), ""};
+    ds.key = json{{"inputs", inputs_key_}, {"world", world_spec_json(c.world)}, {"items", c.items}, {"knn", ds.knn}}.dump();
     data_ = detail::load_or_build_rdm_data(out / "train_data.safetensors", ds, ae_.model, clip_, tokenizer_);
     scale_factor_ = c.scale_factor > 0 ? c.scale_factor : 1.0 / data_.latents.std().item<double>();
     // 3. The model, its EMA copy and the schedule (built from the config as a user's file is).
@@ -161,7 +165,7 @@ class RdmTask : public Task {
     const torch::Tensor use_text = u.select(1, 0).lt(cfg_.query_text_prob).unsqueeze(1);
     const torch::Tensor query = torch::where(use_text, data_.text_emb.index_select(0, index),
                                              data_.image_emb.index_select(0, index));
-    const torch::Tensor nn = data_.image_emb.index_select(0, data_.neighbours.index_select(0, index).flatten())
+    const torch::Tensor nn = data_.image_emb.index_select(0, neighbours_of(index, step, seed).flatten())
                                  .view({b, cfg_.knn, -1});
     const torch::Tensor keep = u.select(1, 1).ge(cfg_.context_dropout).to(torch::kFloat32).view({b, 1, 1});
     const torch::Tensor context = (torch::cat({query.unsqueeze(1), nn}, 1) * keep).to(device_);
@@ -177,6 +181,15 @@ class RdmTask : public Task {
     out.loss = (noise - eps).pow(2).mean();
     out.scalars = {{"dropped", 1.0 - keep.mean().item<double>()}};
     return out;
+  }
+
+  // int64 [B, k]: the k nearest, or k of the pool drawn for this step (its own generator: without
+  // a pool the other draws are as before).
+  torch::Tensor neighbours_of(const torch::Tensor& index, int64_t step, uint64_t seed) const {
+    const torch::Tensor pools = data_.neighbours.index_select(0, index);
+    if (pools.size(1) == cfg_.knn) return pools;
+    auto g = cpu_generator(step_seed(seed, step, kPoolSalt));
+    return detail::draw_from_pools(pools, cfg_.knn, g);
   }
 
   // LitEma.forward: decay = min(decay, (1 + n) / (10 + n)); shadow -= (1 - decay) (shadow - p).
@@ -266,6 +279,7 @@ std::string RdmTrainConfig::to_json() const {
                     {"linear_end", linear_end},
                     {"scale_factor", scale_factor},
                     {"knn", knn},
+                    {"knn_pool", knn_pool},
                     {"query_text_prob", query_text_prob},
                     {"context_dropout", context_dropout},
                     {"ema_decay", ema_decay},
@@ -279,6 +293,9 @@ std::string RdmTrainConfig::to_json() const {
 std::unique_ptr<Task> make_rdm_task(const RdmTrainConfig& config, const fs::path& out, uint64_t init_seed,
                                     torch::Device device) {
   if (config.batch <= 0) fail("rdm: batch must be positive, got {}", config.batch);
+  if (config.knn <= 0) fail("rdm: knn must be positive, got {}", config.knn);
+  if (config.knn_pool != 0 && config.knn_pool < config.knn)
+    fail("rdm: the neighbour pool ({}) must be 0 or at least knn ({})", config.knn_pool, config.knn);
   if (!(config.context_init_gain > 0) || !std::isfinite(config.context_init_gain))
     fail("rdm: context init gain must be positive, got {}", config.context_init_gain);
   world::validate(config.world);

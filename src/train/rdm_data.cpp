@@ -40,6 +40,14 @@ torch::Tensor nearest_neighbours(const torch::Tensor& emb, int64_t k) {
   return out;
 }
 
+torch::Tensor draw_from_pools(const torch::Tensor& pools, int64_t k, at::Generator& g) {
+  if (pools.dim() != 2 || k <= 0 || k > pools.size(1))
+    fail("rdm train: cannot draw {} neighbours from pools of shape [{}]", k, fmt::join(pools.sizes(), ", "));
+  const torch::Tensor keys = torch::rand({pools.size(0), pools.size(1)}, g);
+  const torch::Tensor pick = std::get<0>(keys.argsort(/*dim=*/int64_t{1}).narrow(1, 0, k).sort(1));
+  return pools.gather(1, pick);
+}
+
 namespace {
 
 RdmData build(const RdmDataSpec& spec, ldm::AutoencoderKL& ae, const clip::ClipModel& clip,

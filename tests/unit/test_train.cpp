@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <set>
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
@@ -308,6 +309,55 @@ TEST(TrainRdm, NeighboursExcludeTheItemAndAreNearestFirst) {
   EXPECT_EQ(nn[2][0].item<int64_t>(), 3);
   for (int64_t i = 0; i < 4; ++i)
     for (int64_t j = 0; j < 2; ++j) EXPECT_NE(nn[i][j].item<int64_t>(), i);
+}
+
+TEST(TrainRdm, PoolDrawsAreDistinctMembersInPoolOrderAndCoverThePool) {
+  const int64_t rows = 3, pool = 6, k = 2;
+  const auto pools = torch::arange(rows * pool, torch::kInt64).view({rows, pool}) * 10;
+  std::vector<std::set<int64_t>> seen(rows);
+  auto g = train::cpu_generator(11);
+  torch::Tensor first;
+  for (int draw = 0; draw < 200; ++draw) {
+    const auto d = train::detail::draw_from_pools(pools, k, g);
+    ASSERT_EQ(d.sizes(), (std::vector<int64_t>{rows, k}));
+    if (draw == 0) first = d.clone();
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t a = d[r][0].item<int64_t>(), b = d[r][1].item<int64_t>();
+      EXPECT_LT(a, b) << "pool order kept, no repeats";
+      for (const int64_t v : {a, b}) {
+        EXPECT_GE(v, r * pool * 10);
+        EXPECT_LT(v, (r + 1) * pool * 10);
+        EXPECT_EQ(v % 10, 0);
+        seen[r].insert(v);
+      }
+    }
+  }
+  for (int64_t r = 0; r < rows; ++r) EXPECT_EQ(seen[r].size(), static_cast<size_t>(pool)) << "row " << r;
+  auto g2 = train::cpu_generator(11);
+  EXPECT_TRUE(torch::equal(train::detail::draw_from_pools(pools, k, g2), first)) << "seeded";
+  EXPECT_TRUE(torch::equal(train::detail::draw_from_pools(pools, pool, g2), pools)) << "k = P keeps the row";
+  EXPECT_THROW(train::detail::draw_from_pools(pools, pool + 1, g2), Error);
+  EXPECT_THROW(train::detail::draw_from_pools(pools, 0, g2), Error);
+}
+
+TEST(TrainRdm, KnnPoolStoresThePoolAndAPoolOfKTrainsAsWithout) {
+  const fs::path a = fresh_dir("rdm_pool_a"), b = fresh_dir("rdm_pool_b"), c = fresh_dir("rdm_pool_c");
+  auto cfg = tiny_rdm(6);
+  train::train_rdm(cfg, options(a, 3, 1e-3));
+  cfg.knn_pool = cfg.knn;  // a pool of exactly k: nothing to draw, the same run
+  train::train_rdm(cfg, options(b, 3, 1e-3));
+  EXPECT_EQ(logged_losses(a), logged_losses(b));
+  cfg.knn_pool = 4;
+  train::train_rdm(cfg, options(c, 3, 1e-3));
+  const auto data = formats::read_safetensors(c / "train_data.safetensors");
+  EXPECT_EQ(data.tensors.at("neighbours").sizes(), (std::vector<int64_t>{6, 4}));
+  const auto lc = logged_losses(c);
+  ASSERT_EQ(lc.size(), 3u);
+  EXPECT_NE(lc, logged_losses(a)) << "other neighbours, other losses";
+  for (const double l : lc) EXPECT_TRUE(std::isfinite(l));
+  cfg.knn_pool = cfg.knn - 1;
+  EXPECT_THROW(train::make_rdm_task(cfg, c, 7, torch::kCPU), Error);
+  for (const auto& d : {a, b, c}) fs::remove_all(d);
 }
 
 TEST(TrainRdm, LossDecreasesOnAFixedBatch) {

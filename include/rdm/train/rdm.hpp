@@ -5,10 +5,12 @@
 // Training database: the world items 0..items-1 of the training styles. Before the first step
 // each picture is encoded once (first-stage posterior mean x scale_factor), embedded with the
 // CLIP image tower, and its caption with the CLIP text tower (both L2-normalised); its k nearest
-// neighbours by image embedding (cosine, the picture itself excluded) are found by brute force.
+// neighbours by image embedding (cosine, the picture itself excluded) are found by brute force
+// (the knn_pool nearest when a pool is asked).
 // These are cached in OUT/train_data.safetensors (rebuilt when the configuration changes).
 //
-// Each step, as the RDM paper trains: context = [query, k neighbours] (B, 1+k, D), the query
+// Each step, as the RDM paper trains: context = [query, k neighbours] (B, 1+k, D) (with a pool
+// P > k: k of the P nearest drawn at random each step, most similar first), the query
 // being the caption's text embedding (probability query_text_prob) or the picture's image
 // embedding; the whole context is replaced by zeros with probability context_dropout (the
 // unconditional context of classifier-free guidance, as knn2img samples with zeros_like(c));
@@ -47,6 +49,11 @@ struct RdmTrainConfig {
   double scale_factor = 0;  // 0: 1 / std of the training latents (computed, then stored)
   // Retrieval conditioning.
   int64_t knn = 4;
+  // 0 or knn: the k nearest neighbours, always the same. P > knn: each step, k of the P nearest
+  // drawn at random (without replacement). At sampling time the k neighbours come from a style
+  // database by the prompt: they share the picture's style more than its content; drawing from a
+  // wider pool trains the model on such neighbours (and varies them between epochs).
+  int64_t knn_pool = 0;
   double query_text_prob = 0.5;
   double context_dropout = 0.1;
   double ema_decay = 0.999;
