@@ -29,7 +29,7 @@ wait "$clip" || { echo "train_tiny: clip failed, see $WORK/clip.log" >&2; status
 echo "train_tiny: autoencoder + clip done in $(( $(date +%s) - start )) s" >&2
 
 "$RDM" train rdm --out "$WORK/rdm" --autoencoder "$WORK/ae" --clip "$WORK/clip" \
-  --steps "$RDM_STEPS" --lr 4e-4 --items 50000 --style-prob 0.25 --context-init-gain 20 --threads 2 2>> "$WORK/rdm.log" \
+  --steps "$RDM_STEPS" --lr 1e-3 --knn-pool 64 --items 50000 --style-prob 0.25 --context-init-gain 20 --threads 2 2>> "$WORK/rdm.log" \
   || { echo "train_tiny: rdm failed, see $WORK/rdm.log" >&2; exit 1; }
 echo "train_tiny: all stages done in $(( $(date +%s) - start )) s" >&2
 
