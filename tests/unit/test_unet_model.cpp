@@ -183,15 +183,26 @@ TEST(UnetModel, LatentDiffusionLoadsEmaAndDropsEncoder) {
 
   const auto x = torch::randn({2, 4, 8, 8}), ctx = torch::randn({2, 5, 16});
   const auto t = torch::tensor({3, 77});
-  {
+  // A load of (a copy of) sd; `pack` = false keeps dense convolution weights.
+  const auto load = [&](ldm::LoadSpec spec, bool pack) {
+    spec.pack_convolutions = pack;
     formats::StateDict copy = sd;
-    ldm::LatentDiffusion ld = ldm::LatentDiffusion::from_state_dict(std::move(copy), cfg, ldm::LoadSpec{});
+    return ldm::LatentDiffusion::from_state_dict(std::move(copy), cfg, spec);
+  };
+  // The weights loaded are `want`'s module's, not `other`'s: the dense load equals it, the packed
+  // one differs by oneDNN's summation order only (1.4e-6 measured on AVX-512; beyond 1e-6 with 2
+  // or 3 OpenMP threads).
+  const auto expect_weights_of = [&](ldm::LatentDiffusion& ld, ldm::LatentDiffusion& ld_dense,
+                                     const torch::Tensor& want, const torch::Tensor& other) {
+    EXPECT_TRUE(torch::allclose(ld_dense.apply_model(x, t, ctx), want, 1e-5, 1e-6));
+    EXPECT_LT((ld.apply_model(x, t, ctx) - want).abs().max().item<double>(), 1e-5);
+    EXPECT_GT((other - want).abs().max().item<double>(), 1e-2);  // else this proves nothing
+  };
+  {
+    ldm::LatentDiffusion ld = load(ldm::LoadSpec{}, true);
     EXPECT_TRUE(ld.uses_ema());
     // The same model with dense convolution weights gives the same bits (rdm/ldm/conv.hpp).
-    formats::StateDict copy2 = sd;
-    ldm::LoadSpec dense;
-    dense.pack_convolutions = false;
-    ldm::LatentDiffusion ld_dense = ldm::LatentDiffusion::from_state_dict(std::move(copy2), cfg, dense);
+    ldm::LatentDiffusion ld_dense = load(ldm::LoadSpec{}, false);
     if (at::hasMKLDNN()) {
       EXPECT_EQ(ld.unet()->named_parameters()["input_blocks.0.0.weight"].numel(), 0);  // packed
       EXPECT_GT(ld_dense.unet()->named_parameters()["input_blocks.0.0.weight"].numel(), 0);
@@ -200,12 +211,7 @@ TEST(UnetModel, LatentDiffusionLoadsEmaAndDropsEncoder) {
       const auto xn = x.narrow(0, 0, n), tn = t.narrow(0, 0, n), cn = ctx.narrow(0, 0, n);
       EXPECT_LT((ld.apply_model(xn, tn, cn) - ld_dense.apply_model(xn, tn, cn)).abs().max().item<double>(), 1e-5);
     }
-    // The EMA weights were loaded, not the raw ones: the dense model equals the EMA module; the
-    // packed one differs from it by oneDNN's summation order only (1.4e-6 measured on AVX-512).
-    const auto want = ema->forward(x, t, ctx);
-    EXPECT_TRUE(torch::allclose(ld_dense.apply_model(x, t, ctx), want, 1e-5, 1e-6));
-    EXPECT_LT((ld.apply_model(x, t, ctx) - want).abs().max().item<double>(), 1e-5);
-    EXPECT_GT((raw->forward(x, t, ctx) - want).abs().max().item<double>(), 1e-2);  // else this proves nothing
+    expect_weights_of(ld, ld_dense, ema->forward(x, t, ctx), raw->forward(x, t, ctx));  // the EMA ones
     EXPECT_EQ(ld.unet()->named_parameters().size(), ema->named_parameters().size());
     const auto z = torch::randn({1, 4, 4, 4});
     EXPECT_TRUE(torch::allclose(ld.decode_first_stage(z), fs.decode(z * (1.0 / 0.25)), 1e-5, 1e-6));
@@ -214,22 +220,13 @@ TEST(UnetModel, LatentDiffusionLoadsEmaAndDropsEncoder) {
     EXPECT_EQ(ld.context_dim(), 16);
   }
   {
-    formats::StateDict copy = sd;
     ldm::LoadSpec spec;
     spec.use_ema = false;
     spec.load_encoder = true;
-    ldm::LatentDiffusion ld = ldm::LatentDiffusion::from_state_dict(std::move(copy), cfg, spec);
+    ldm::LatentDiffusion ld = load(spec, true);
     EXPECT_FALSE(ld.uses_ema());
-    // As for the EMA above: the dense load equals the raw module, the packed one to oneDNN's
-    // summation order (it differs from the module beyond 1e-6 with 2 or 3 OpenMP threads).
-    formats::StateDict copy2 = sd;
-    ldm::LoadSpec dense = spec;
-    dense.pack_convolutions = false;
-    ldm::LatentDiffusion ld_dense = ldm::LatentDiffusion::from_state_dict(std::move(copy2), cfg, dense);
-    const auto want = raw->forward(x, t, ctx);
-    EXPECT_TRUE(torch::allclose(ld_dense.apply_model(x, t, ctx), want, 1e-5, 1e-6));
-    EXPECT_LT((ld.apply_model(x, t, ctx) - want).abs().max().item<double>(), 1e-5);
-    EXPECT_GT((ema->forward(x, t, ctx) - want).abs().max().item<double>(), 1e-2);  // else this proves nothing
+    ldm::LatentDiffusion ld_dense = load(spec, false);
+    expect_weights_of(ld, ld_dense, raw->forward(x, t, ctx), ema->forward(x, t, ctx));  // the raw ones
     const auto img = torch::randn({1, 3, 8, 8});
     EXPECT_TRUE(torch::allclose(ld.encode_first_stage(img), 0.25 * fs.encode_mode(img), 1e-5, 1e-6));
   }
